@@ -1,0 +1,149 @@
+"""A TensorFlow (Keras 3) convolutional network for 28x28 digits.
+
+Prediction and the online training step are `tf.function`s with fixed input signatures, traced
+once per process, so a request never rebuilds a graph. The online optimizer's state is saved with
+the weights, so a restarted process continues exactly where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Self
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Retrained models are a function of the log: two processes replaying the same entries must hold
+# bit-identical weights, which multi-threaded CPU kernels only promise with determinism on.
+tf.config.experimental.enable_op_determinism()
+
+INPUT_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    conv_filters: tuple[int, int] = (32, 64)
+    dense_units: int = 128
+    dropout: float = 0.4
+    # Online steps: plain SGD with momentum; a small rate so one drawing nudges, never rewrites.
+    learning_rate: float = 0.01
+    momentum: float = 0.5
+
+
+def build_model(config: CNNConfig) -> keras.Model:
+    """Two conv blocks (two 3x3 convs and a 2x2 max-pool each), a dense layer, 10 logits."""
+    small, large = config.conv_filters
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE),
+            keras.layers.Conv2D(small, 3, activation="relu"),
+            keras.layers.Conv2D(small, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(large, 3, activation="relu"),
+            keras.layers.Conv2D(large, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(config.dropout),
+            keras.layers.Dense(config.dense_units, activation="relu"),
+            keras.layers.Dropout(config.dropout),
+            keras.layers.Dense(NUM_CLASSES),
+        ]
+    )
+
+
+IMAGES = tf.TensorSpec([None, 28, 28], tf.float32)
+LABELS = tf.TensorSpec([None], tf.int32)
+
+
+class CNN:
+    """Inputs (n, 28, 28) float32 ink 1.0 on 0.0; outputs (n, 10) probabilities."""
+
+    def __init__(self, config: CNNConfig = CNNConfig()):
+        self.config = config
+        self.model = build_model(config)
+        self.optimizer = keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
+        self.optimizer.build(self.model.trainable_variables)
+        self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        self._predict = tf.function(self._predict_graph, input_signature=[IMAGES])
+        self._train = tf.function(self._train_graph, input_signature=[IMAGES, LABELS])
+
+    def _predict_graph(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.nn.softmax(self.model(x[..., None], training=False))
+
+    def _train_graph(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        # No dropout online: its random masks would make replicas that replay the same log diverge.
+        with tf.GradientTape() as tape:
+            loss = self._loss(y, self.model(x[..., None], training=False))
+        grads = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
+        return loss
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """(n, 28, 28) -> (n, 10), rows sum to 1."""
+        return self._predict(tf.convert_to_tensor(x, tf.float32)).numpy()
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One online SGD step on the batch; returns the loss before the step."""
+        loss = self._train(tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.int32))
+        return float(loss)
+
+    def copy(self) -> CNN:
+        clone = CNN(self.config)
+        clone.set_state(*self.get_state())
+        return clone
+
+    def get_state(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(weights, optimizer variables) as numpy arrays: a snapshot safe to write from another thread."""
+        return self.model.get_weights(), [v.numpy() for v in self._optimizer_slots()]
+
+    def set_state(self, weights: list[np.ndarray], optimizer_state: list[np.ndarray]) -> None:
+        self.model.set_weights(weights)
+        for variable, value in zip(self._optimizer_slots(), optimizer_state, strict=True):
+            variable.assign(value)
+
+    def _optimizer_slots(self) -> list[keras.Variable]:
+        # The learning rate comes from the config, not the file, so tuning it takes effect on load.
+        return [v for v in self.optimizer.variables if "learning_rate" not in v.path]
+
+    def to_bytes(self) -> bytes:
+        return state_to_bytes(self.config, *self.get_state())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        with np.load(io.BytesIO(data)) as data:
+            config = json.loads(str(data["config"]))
+            model = cls(CNNConfig(**{**config, "conv_filters": tuple(config["conv_filters"])}))
+            weights = [data[f"weight_{i}"] for i in range(int(data["n_weights"]))]
+            optimizer_state = [data[f"optimizer_{i}"] for i in range(int(data["n_optimizer"]))]
+        model.set_state(weights, optimizer_state)
+        return model
+
+    def save(self, path: Path) -> None:
+        Path(path).write_bytes(self.to_bytes())
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        return cls.from_bytes(Path(path).read_bytes())
+
+
+def state_to_bytes(config: CNNConfig, weights: list[np.ndarray], optimizer_state: list[np.ndarray]) -> bytes:
+    """A CNN snapshot (config, weights, optimizer variables) as one .npz, rebuilt by `CNN.from_bytes`."""
+    arrays = {f"weight_{i}": w for i, w in enumerate(weights)}
+    arrays |= {f"optimizer_{i}": v for i, v in enumerate(optimizer_state)}
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        config=np.array(json.dumps(asdict(config))),
+        n_weights=len(weights),
+        n_optimizer=len(optimizer_state),
+        **arrays,
+    )
+    return buffer.getvalue()

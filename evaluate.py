@@ -1,0 +1,55 @@
+"""Evaluate the shipped models on held-out MNIST (`t10k-*`) and write models/metrics.json.
+
+    python evaluate.py --data ../shared/data/mnist --models models/
+
+The digits go through the service's own preprocessing, as every drawing does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mnist import load_split
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
+    """Rows: true digit; columns: predicted digit."""
+    matrix = np.zeros((10, 10), dtype=int)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix.tolist()
+
+
+def evaluate_models(data: Path, models: Path) -> dict:
+    """Score fnn.npz and cnn.npz from `models` on t10k; print and write metrics.json there."""
+    from conv_net import CNN
+    from train import prepare
+    from two_layer_net import FNN
+
+    images, labels = load_split(data, "t10k")
+    digits = prepare(images)
+    report = {"dataset": "MNIST t10k", "n_samples": len(labels), "models": {}}
+    for name, model in (("fnn", FNN.load(models / "fnn.npz")), ("cnn", CNN.load(models / "cnn.npz"))):
+        predicted = np.concatenate(
+            [model.predict_proba(digits[i : i + 1000]) for i in range(0, len(digits), 1000)]
+        ).argmax(axis=1)
+        acc = float((predicted == labels).mean())
+        report["models"][name] = {"accuracy": round(acc, 4), "confusion_matrix": confusion_matrix(labels, predicted)}
+        print(f"{name}: t10k accuracy {acc:.4f} ({int((predicted == labels).sum())}/{len(labels)})", flush=True)
+    (models / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--models", type=Path, default=Path("models"))
+    args = parser.parse_args()
+    evaluate_models(args.data, args.models)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,487 @@
+"""The digit service: decode and validate, preprocess the MNIST way, augment, predict, answer, train.
+
+The functions at the top are pure (arrays in, arrays out: no disk, no globals, no printing).
+`DigitService`, at the bottom, is the one object the app factory builds around them.
+
+Array convention everywhere: float32, shape (n, 28, 28) or (28, 28), ink 1.0 on background 0.0.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+import logging
+import re
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from config import Config
+from conv_net import CNN, state_to_bytes
+from journal import Entry, Journal
+from storage import StorageError, open_storage
+from two_layer_net import FNN
+
+logger = logging.getLogger(__name__)
+
+DIGIT_SIZE = 28
+BOX_SIZE = 20  # MNIST: each digit scaled to fit a 20x20 box, then centred by mass in 28x28
+MAX_IMAGE_PIXELS = 4096 * 4096  # a canvas is far smaller; anything larger is a decompression bomb
+INK_THRESHOLD = 0.2  # a pixel at least this dark (0..1) counts as ink when cropping
+MIN_INK_PIXELS = 4  # fewer inked pixels than this is an empty canvas (or a stray tap)
+ACCEPTED_FORMATS = {"PNG", "JPEG"}
+DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[\w=.+-]+)*;base64,", re.IGNORECASE)
+
+# The original recipe: 4 resizes x 6 rotations drawn from -30..25 degrees in steps of 5 = 24 views.
+AUGMENT_SCALES = (0.8, 0.9, 1.0, 1.1)  # boxes of 16, 18, 20 and 22 pixels
+AUGMENT_ANGLES = tuple(range(-30, 30, 5))
+ROTATIONS_PER_SCALE = 6
+
+
+class InputError(ValueError):
+    """A request the service refuses: `code` names it for clients, `status` is its HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def empty_drawing() -> InputError:
+    return InputError("empty_drawing", "Nothing is drawn: draw a digit first.", 422)
+
+
+# --- decoding -------------------------------------------------------------------------------------
+
+
+def decode_image(text: object) -> Image.Image:
+    """Decode a data URL or bare base64 string of a PNG or JPEG into a loaded single-frame image.
+
+    Raises InputError for anything else: not a string, malformed base64, another image type,
+    bytes that are not an image, a truncated file, an animation, or more than MAX_IMAGE_PIXELS.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("missing_field", "Send the drawing as a base64 PNG or JPEG in 'image'.")
+    text = text.strip()
+    match = DATA_URL.match(text)
+    if match:
+        mime = (match.group("mime") or "").lower()
+        if mime not in ("image/png", "image/jpeg", "image/jpg"):
+            raise InputError(
+                "unsupported_image", f"Only PNG and JPEG drawings are accepted, not {mime or 'this'}.", 415
+            )
+        text = text[match.end() :]
+    try:
+        raw = base64.b64decode(re.sub(r"\s+", "", text), validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError("invalid_base64", "The drawing is not valid base64.") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(raw))
+            if image.format not in ACCEPTED_FORMATS:
+                raise InputError(
+                    "unsupported_image", f"Only PNG and JPEG drawings are accepted, not {image.format}.", 415
+                )
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise InputError(
+                    "image_too_large", f"The drawing is {image.width}x{image.height} pixels; at most 4096x4096.", 413
+                )
+            if getattr(image, "n_frames", 1) != 1:
+                raise InputError("unsupported_image", "Animated or multi-frame images are not accepted.", 415)
+            image.load()
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError("image_too_large", "The drawing decodes to too many pixels.", 413) from None
+    except (OSError, SyntaxError, ValueError):
+        raise InputError("not_an_image", "The data is not a readable PNG or JPEG image.") from None
+    return image
+
+
+def flatten(image: Image.Image) -> Image.Image:
+    """Greyscale 'L' image with any transparency composited onto white (a canvas's background)."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return image.convert("L")
+
+
+def encode_png(grey: Image.Image) -> bytes:
+    """Lossless PNG of a greyscale image: what the log stores, decoding back to the same pixels."""
+    buffer = io.BytesIO()
+    grey.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def ink_from_grey(grey: np.ndarray) -> np.ndarray:
+    """uint8 greyscale (H, W) -> float32 ink in 0..1, ink bright.
+
+    The background is read from the border: dark ink on a light canvas (the usual case) is
+    inverted, bright ink on a dark canvas is kept as it is.
+    """
+    values = grey.astype(np.float32) / 255.0
+    border = np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
+    return 1.0 - values if np.median(border) > 0.5 else values
+
+
+# --- preprocessing --------------------------------------------------------------------------------
+
+
+def preprocess(ink: np.ndarray) -> np.ndarray:
+    """Make a digit the way MNIST's were made: (H, W) ink in 0..1 -> (28, 28) float32.
+
+    Crop to the ink, scale the longer side to 20 pixels keeping the aspect ratio (antialiased),
+    and place it so its centre of mass sits at the centre of the 28x28 field.
+    Raises InputError("empty_drawing") when there is (next to) no ink.
+    """
+    mask = ink >= INK_THRESHOLD
+    if mask.sum() < MIN_INK_PIXELS:
+        raise empty_drawing()
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32)
+    height, width = crop.shape
+    scale = BOX_SIZE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    box = np.asarray(Image.fromarray(crop, mode="F").resize(size, Image.Resampling.LANCZOS, reducing_gap=None))
+    box = np.clip(box, 0.0, 1.0)
+    return centre_by_mass(box)
+
+
+def centre_by_mass(box: np.ndarray) -> np.ndarray:
+    """Paste a (h, w) box (h, w <= 28) into 28x28 with its centre of mass moved to the centre."""
+    height, width = box.shape
+    centre_y, centre_x = ndimage.center_of_mass(box) if box.sum() > 0 else (height / 2, width / 2)
+    top = int(np.clip(round(DIGIT_SIZE / 2 - centre_y), 0, DIGIT_SIZE - height))
+    left = int(np.clip(round(DIGIT_SIZE / 2 - centre_x), 0, DIGIT_SIZE - width))
+    digit = np.zeros((DIGIT_SIZE, DIGIT_SIZE), dtype=np.float32)
+    digit[top : top + height, left : left + width] = box
+    return digit
+
+
+def decode_digit(text: object) -> tuple[np.ndarray, bytes]:
+    """The one path from a client's base64 to what models see: returns ((28, 28) digit, PNG to store)."""
+    grey = flatten(decode_image(text))
+    return preprocess(ink_from_grey(np.asarray(grey))), encode_png(grey)
+
+
+def digit_from_png(png: bytes) -> np.ndarray:
+    """A stored drawing back to the (28, 28) digit, exactly as `decode_digit` made it."""
+    return preprocess(ink_from_grey(np.asarray(flatten(Image.open(io.BytesIO(png))))))
+
+
+def digit_from_pixels(pixels: object) -> np.ndarray:
+    """784 ints 0..255 (row-major 28x28, ink bright on dark) -> preprocessed (28, 28) digit."""
+    if not isinstance(pixels, list) or len(pixels) != DIGIT_SIZE * DIGIT_SIZE:
+        raise InputError("invalid_input", "'input' must be a list of 784 integers 0..255.")
+    if not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 255 for p in pixels):
+        raise InputError("invalid_input", "'input' must be a list of 784 integers 0..255.")
+    return preprocess(np.array(pixels, dtype=np.float32).reshape(DIGIT_SIZE, DIGIT_SIZE) / 255.0)
+
+
+# --- augmentation ---------------------------------------------------------------------------------
+
+
+def affine(
+    digit: np.ndarray, angle: float = 0.0, scale: float = 1.0, shift: tuple[float, float] = (0.0, 0.0)
+) -> np.ndarray:
+    """Rotate (degrees, counter-clockwise), scale and shift a (28, 28) digit about its centre."""
+    theta = np.deg2rad(angle)
+    # affine_transform maps output coordinates to input ones, hence the inverse rotation and scale.
+    inverse = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]]) / scale
+    centre = np.array([DIGIT_SIZE / 2, DIGIT_SIZE / 2])
+    offset = centre - inverse @ (centre + np.asarray(shift))
+    return ndimage.affine_transform(digit, inverse, offset=offset, order=1, mode="constant", cval=0.0)
+
+
+def augment(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Return 24 views (4 resizes x 6 rotations) of one (28, 28) digit: (24, 28, 28) float32.
+
+    One drawing makes a noisy SGD step; two dozen plausible variants make a steadier one.
+    The caller passes rng so that tests, benchmarks and replicas replaying the log repeat exactly.
+    """
+    views = []
+    for scale in AUGMENT_SCALES:
+        for angle in rng.choice(AUGMENT_ANGLES, size=ROTATIONS_PER_SCALE, replace=False):
+            views.append(affine(digit, float(angle), scale))
+    return np.stack(views).astype(np.float32)
+
+
+# --- answers ----------------------------------------------------------------------------------------
+
+
+def top_k(probs: np.ndarray, k: int = 3) -> list[dict]:
+    """(10,) probabilities -> the k most likely digits, most likely first."""
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [{"digit": int(d), "probability": float(probs[d])} for d in order]
+
+
+CANT_RECOGNIZE = "Can't recognize this as a digit"
+
+
+def select_answer(fnn_probs: np.ndarray, cnn_probs: np.ndarray) -> tuple[int | None, str]:
+    """The original app's rule over the two retrained models' (10,) probabilities.
+
+    Agreeing top digits are the answer; else, if both are under 50% sure, there is no answer;
+    else the more confident model's top digit is.
+    """
+    fnn_digit, cnn_digit = int(np.argmax(fnn_probs)), int(np.argmax(cnn_probs))
+    fnn_conf, cnn_conf = float(fnn_probs[fnn_digit]), float(cnn_probs[cnn_digit])
+    if fnn_digit == cnn_digit:
+        return fnn_digit, f"Both models think it is {fnn_digit}."
+    if fnn_conf < 0.5 and cnn_conf < 0.5:
+        return None, CANT_RECOGNIZE
+    if cnn_conf >= fnn_conf:
+        return cnn_digit, f"The models disagree; the more confident CNN says {cnn_digit}."
+    return fnn_digit, f"The models disagree; the more confident FNN says {fnn_digit}."
+
+
+def legacy_top3(top: list[dict]) -> list[str]:
+    """The original clients' strings: [{"digit": 7, "probability": 0.9312}] -> ["7 (93.12)%"]."""
+    return [f"{item['digit']} ({item['probability'] * 100:.2f})%" for item in top]
+
+
+def parse_label(value: object) -> int:
+    """A label from JSON or a form field: an integer 0..9 (or its decimal string)."""
+    if isinstance(value, bool):
+        value = None
+    if isinstance(value, str) and re.fullmatch(r"\s*\d\s*", value):
+        value = int(value)
+    if value is None or value == "":
+        raise InputError("missing_field", "Send the digit's label (0-9) in 'label'.")
+    if not isinstance(value, int) or not 0 <= value <= 9:
+        raise InputError("invalid_label", "The label must be an integer from 0 to 9.")
+    return value
+
+
+# --- the service ------------------------------------------------------------------------------------
+
+MODELS = ("fnn", "cnn")
+VARIANTS = ("original", "retrained")
+RECENT = 100  # "recent" accuracy is over this many of the latest labelled drawings
+
+
+@dataclass
+class Score:
+    """One labelled drawing as every model saw it before learning from it (progressive validation)."""
+
+    version: int
+    label: int
+    predicted: dict[str, int]  # "fnn.original" -> digit
+
+
+class DigitService:
+    """Four models over one log of labelled drawings; safe to call from many threads.
+
+    The retrained models are a function of the originals and the log: entry n is applied as one
+    SGD step on 24 views augmented with a generator seeded by n. A lock serialises applying entries
+    and predicting, so a prediction never sees half-updated weights.
+    """
+
+    def __init__(self, config: Config, journal: Journal, fnn: FNN, cnn: CNN, metrics: dict):
+        self.config = config
+        self.journal = journal
+        self.original = {"fnn": fnn, "cnn": cnn}
+        self.retrained = {"fnn": fnn.copy(), "cnn": cnn.copy()}
+        self.metrics = metrics
+        self.fingerprint = hashlib.sha256(fnn.to_bytes() + cnn.to_bytes()).hexdigest()
+        self.version = 0
+        self.label_counts = [0] * 10
+        self.scores: list[Score] = []
+        self._lock = threading.RLock()
+        self._last_sync = 0.0
+        self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
+
+    @classmethod
+    def open(cls, config: Config) -> DigitService:
+        """Load the shipped models once, restore the newest usable checkpoint, replay the rest."""
+        journal = Journal(open_storage(config.storage_url, config.s3_endpoint_url))
+        metrics_path = config.models_dir / "metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+        service = cls(
+            config, journal, FNN.load(config.models_dir / "fnn.npz"), CNN.load(config.models_dir / "cnn.npz"), metrics
+        )
+        service._restore_checkpoint()
+        service.sync(force=True)
+        return service
+
+    # --- reading ---
+
+    def predict(self, digit: np.ndarray) -> dict:
+        """All four models' top-3 for one (28, 28) digit, and the answer rule's verdict."""
+        self.sync()
+        with self._lock:
+            probs = self._probabilities(digit)
+            version = self.version
+        answer, message = select_answer(probs["fnn.retrained"], probs["cnn.retrained"])
+        return {"answer": answer, "message": message, "model_version": version, "predictions": self._shape(probs)}
+
+    def _probabilities(self, digit: np.ndarray) -> dict[str, np.ndarray]:
+        batch = digit[None]
+        return {
+            f"{model}.{variant}": models[model].predict_proba(batch)[0]
+            for variant, models in (("original", self.original), ("retrained", self.retrained))
+            for model in MODELS
+        }
+
+    @staticmethod
+    def _shape(probs: dict[str, np.ndarray]) -> dict:
+        return {model: {variant: top_k(probs[f"{model}.{variant}"]) for variant in VARIANTS} for model in MODELS}
+
+    def stats(self) -> dict:
+        """Samples per label, model version, and each model's accuracy on held-out and user drawings."""
+        self.sync()
+        with self._lock:
+            scores = list(self.scores)
+            counts = list(self.label_counts)
+            version = self.version
+        accuracy = {}
+        for model in MODELS:
+            accuracy[model] = {}
+            for variant in VARIANTS:
+                name = f"{model}.{variant}"
+                hits = [s.predicted.get(name) == s.label for s in scores]
+                recent = hits[-RECENT:]
+                accuracy[model][variant] = {
+                    "t10k": self.metrics.get("models", {}).get(model, {}).get("accuracy")
+                    if variant == "original"
+                    else None,
+                    "prequential": sum(hits) / len(hits) if hits else None,
+                    "recent": sum(recent) / len(recent) if recent else None,
+                    "n_scored": len(hits),
+                }
+        return {
+            "model_version": version,
+            "samples": {"total": sum(counts), "per_label": {str(d): c for d, c in enumerate(counts)}},
+            "accuracy": accuracy,
+        }
+
+    # --- writing ---
+
+    def train(
+        self, digit: np.ndarray, png: bytes, label: int, strokes: list | None = None, source: str = "api"
+    ) -> dict:
+        """Store a labelled drawing durably, apply it to the retrained models, return what they now say."""
+        number = self._append(Entry("train", label, self.journal.store_drawing(png), source, strokes=strokes), digit)
+        with self._lock:
+            probs = self._probabilities(digit)
+            version = self.version
+        return {"sample_id": f"{number:010d}", "model_version": version, "predictions": self._shape(probs)}
+
+    def collect(self, png: bytes, label: int, source: str) -> str:
+        """Store a labelled drawing without learning from it; returns its image's file name."""
+        image = self.journal.store_drawing(png)
+        self._append(Entry("collect", label, image, source))
+        return image.rsplit("/", 1)[-1]
+
+    def reset(self, source: str = "admin") -> int:
+        """Make the retrained models the originals again, for every process; returns the new version."""
+        return self._append(Entry("reset", source=source))
+
+    def _append(self, entry: Entry, digit: np.ndarray | None = None) -> int:
+        """Claim the next log number for `entry` (create-only), apply it, and return the number."""
+        with self._lock:
+            for _ in range(1000):
+                self.sync(force=True)
+                number = self.version + 1
+                if self.journal.try_append(number, entry):
+                    self._apply(number, entry, digit)
+                    return number
+            raise StorageError("could not claim a log entry: the log keeps moving")
+
+    def sync(self, force: bool = False) -> None:
+        """Apply entries other processes appended; throttled unless forced (cheap listing)."""
+        if not force and time.monotonic() - self._last_sync < self.config.sync_interval:
+            return
+        with self._lock:
+            for number in self.journal.numbers_after(self.version):
+                if number != self.version + 1:
+                    break  # a gap is a writer mid-claim: wait rather than apply out of order
+                self._apply(number, self.journal.read(number))
+            self._last_sync = time.monotonic()
+
+    def _apply(self, number: int, entry: Entry | None, digit: np.ndarray | None = None) -> None:
+        """Apply entry `number` (None: damaged, a no-op that still counts) and advance the version."""
+        if entry is not None and entry.kind == "reset":
+            for model in MODELS:
+                self.retrained[model] = self.original[model].copy()
+        elif entry is not None:
+            self.label_counts[entry.label] += 1
+            if entry.kind == "train" and digit is None:
+                png = self.journal.drawing(entry)
+                digit = digit_from_png(png) if png is not None else None
+            if entry.kind == "train" and digit is not None:
+                self._learn(number, entry.label, digit)
+        self.version = number
+        if number % self.config.checkpoint_every == 0:
+            self._schedule_checkpoint()
+
+    def _learn(self, number: int, label: int, digit: np.ndarray) -> None:
+        probs = self._probabilities(digit)
+        self.scores.append(Score(number, label, {name: int(p.argmax()) for name, p in probs.items()}))
+        views = augment(digit, np.random.default_rng(number))
+        labels = np.full(len(views), label)
+        for model in MODELS:
+            self.retrained[model].train_step(views, labels)
+
+    # --- checkpoints ---
+
+    def _schedule_checkpoint(self) -> None:
+        """Snapshot under the lock (milliseconds); serialise and write in the background."""
+        version = self.version
+        fnn = self.retrained["fnn"].copy()
+        cnn_config, cnn_state = self.retrained["cnn"].config, self.retrained["cnn"].get_state()
+        state = {
+            "version": version,
+            "fingerprint": self.fingerprint,
+            "label_counts": list(self.label_counts),
+            "scores": [asdict(s) for s in self.scores],
+        }
+
+        def write() -> None:
+            files = {
+                "fnn.npz": fnn.to_bytes(),
+                "cnn.npz": state_to_bytes(cnn_config, *cnn_state),
+                "state.json": json.dumps(state).encode(),
+            }
+            try:
+                self.journal.write_checkpoint(version, files)
+            except StorageError as error:
+                logger.warning("checkpoint %d not written: %s", version, error)
+
+        self._checkpointer.submit(write)
+
+    def flush_checkpoints(self) -> None:
+        """Wait for checkpoint writes in flight (tests and shutdown)."""
+        self._checkpointer.submit(lambda: None).result()
+
+    def _restore_checkpoint(self) -> None:
+        """Load the newest checkpoint made from these originals; damaged or foreign ones are skipped."""
+        for number in self.journal.checkpoints():
+            try:
+                files = self.journal.read_checkpoint(number)
+                state = json.loads(files["state.json"])
+                if state["fingerprint"] != self.fingerprint or state["version"] != number:
+                    continue
+                fnn, cnn = FNN.from_bytes(files["fnn.npz"]), CNN.from_bytes(files["cnn.npz"])
+            except (ValueError, KeyError, TypeError, OSError) as error:
+                logger.warning("skipping checkpoint %d: %s", number, error)
+                continue
+            self.retrained = {"fnn": fnn, "cnn": cnn}
+            self.version = number
+            self.label_counts = state["label_counts"]
+            self.scores = [Score(**s) for s in state["scores"]]
+            logger.info("restored checkpoint %d", number)
+            return

@@ -1,0 +1,127 @@
+"""The append-only log of labelled drawings, and checkpoints of the models derived from it.
+
+Layout in a store (the same for a folder and a bucket):
+    drawings/<time>-<id>.png      one image per drawing, written before its entry
+    log/<n:010d>.json             entry n: kind, label, image key, time, source, strokes
+    checkpoints/<n:010d>.zip      retrained models and stats after applying entries 1..n
+
+An entry is claimed with a create-only write; a writer that loses the race for n tries n+1.
+A drawing whose entry was never written (a crash in between) was never acknowledged.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+import zipfile
+from dataclasses import asdict, dataclass, field
+
+from storage import Storage
+
+LOG = "log/"
+DRAWINGS = "drawings/"
+CHECKPOINTS = "checkpoints/"
+KINDS = ("train", "collect", "reset")
+
+
+def entry_key(number: int) -> str:
+    return f"{LOG}{number:010d}.json"
+
+
+def checkpoint_key(number: int) -> str:
+    return f"{CHECKPOINTS}{number:010d}.zip"
+
+
+def number_of(key: str) -> int | None:
+    """The entry or checkpoint number in a key, or None for a key that is not ours."""
+    stem = key.rsplit("/", 1)[-1].split(".", 1)[0]
+    return int(stem) if stem.isdigit() else None
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str  # "train": learn from the drawing; "collect": store only; "reset": retrained := original
+    label: int | None = None
+    image: str | None = None
+    source: str = ""
+    created: float = field(default_factory=time.time)
+    strokes: list | None = None
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Entry:
+        """Parse an entry; ValueError if it is not one (a foreign or damaged file)."""
+        try:
+            fields = json.loads(data)
+            entry = cls(
+                **{k: fields[k] for k in ("kind", "label", "image", "source", "created", "strokes") if k in fields}
+            )
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as error:
+            raise ValueError(f"not a log entry: {error}") from None
+        if entry.kind not in KINDS or (
+            entry.kind != "reset" and not (isinstance(entry.label, int) and 0 <= entry.label <= 9)
+        ):
+            raise ValueError("not a log entry: bad kind or label")
+        return entry
+
+
+class Journal:
+    """Appends entries and reads them back in order, over any Storage."""
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+
+    def store_drawing(self, png: bytes) -> str:
+        """Write a drawing's PNG under a fresh unique key; returns the key."""
+        key = f"{DRAWINGS}{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:12]}.png"
+        self.storage.put(key, png)
+        return key
+
+    def try_append(self, number: int, entry: Entry) -> bool:
+        """Claim entry `number`; False if another writer holds it (catch up, then try the next)."""
+        return self.storage.create(entry_key(number), entry.to_bytes())
+
+    def numbers_after(self, number: int) -> list[int]:
+        """The entry numbers after `number`, in order (one cheap listing)."""
+        keys = self.storage.list(LOG, start_after=entry_key(number))
+        return [n for n in map(number_of, keys) if n is not None and n > number]
+
+    def read(self, number: int) -> Entry | None:
+        """Entry `number`, or None if it is damaged (it still counts as applied, as a no-op)."""
+        try:
+            return Entry.from_bytes(self.storage.get(entry_key(number)))
+        except (KeyError, ValueError):
+            return None
+
+    def drawing(self, entry: Entry) -> bytes | None:
+        try:
+            return self.storage.get(entry.image) if entry.image else None
+        except KeyError:
+            return None
+
+    # --- checkpoints ---------------------------------------------------------------------------
+
+    def write_checkpoint(self, number: int, files: dict[str, bytes]) -> bool:
+        """Store a checkpoint (a zip of named files) for entries 1..number; False if one exists."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+            for name, data in files.items():
+                archive.writestr(name, data)
+        return self.storage.create(checkpoint_key(number), buffer.getvalue())
+
+    def checkpoints(self) -> list[int]:
+        """Checkpoint numbers, newest first."""
+        numbers = [number_of(key) for key in self.storage.list(CHECKPOINTS)]
+        return sorted((n for n in numbers if n is not None), reverse=True)
+
+    def read_checkpoint(self, number: int) -> dict[str, bytes]:
+        """The files of checkpoint `number`; ValueError if it is damaged."""
+        try:
+            with zipfile.ZipFile(io.BytesIO(self.storage.get(checkpoint_key(number)))) as archive:
+                return {name: archive.read(name) for name in archive.namelist()}
+        except (KeyError, zipfile.BadZipFile, OSError) as error:
+            raise ValueError(f"checkpoint {number} is unreadable: {error}") from None

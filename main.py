@@ -1,0 +1,221 @@
+"""The Flask app: `create_app(config)` wires storage and models once; `app` serves gunicorn."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
+from flask_cors import CORS
+from werkzeug.exceptions import HTTPException
+
+from config import Config
+from functions import (
+    CANT_RECOGNIZE,
+    DigitService,
+    InputError,
+    decode_digit,
+    digit_from_pixels,
+    legacy_top3,
+    parse_label,
+)
+from storage import StorageError
+
+MAX_STROKE_POINTS = 20_000
+LEGACY_ROUTES = r"/(hook|hook2|hook3|estimate)"
+
+routes = Blueprint("routes", __name__)
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Wire config, storage and models once per process; requests only read them."""
+    config = config or Config.from_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
+    app.config["MAX_FORM_MEMORY_SIZE"] = config.max_request_bytes
+    app.extensions["digits"] = DigitService.open(config)
+    app.extensions["config"] = config
+    # The original apps' clients post from other origins; everything else is same-origin only.
+    CORS(app, resources={LEGACY_ROUTES: {"origins": config.cors_origins.split(",")}})
+    app.register_blueprint(routes)
+    app.register_error_handler(InputError, lambda e: error_response(e.code, e.message, e.status))
+    app.register_error_handler(StorageError, storage_unavailable)
+    app.register_error_handler(HTTPException, http_error)
+    return app
+
+
+def service() -> DigitService:
+    return current_app.extensions["digits"]
+
+
+def error_response(code: str, message: str, status: int) -> tuple[Response, int]:
+    return jsonify(error=code, message=message), status
+
+
+def storage_unavailable(error: StorageError) -> tuple[Response, int]:
+    current_app.logger.error("storage unavailable: %s", error)
+    return error_response(
+        "storage_unavailable", "The drawing store is unavailable; nothing was saved. Try again shortly.", 503
+    )
+
+
+def http_error(error: HTTPException) -> tuple[Response, int]:
+    code = (error.name or "error").lower().replace(" ", "_")
+    return error_response(code, error.description or error.name, error.code or 500)
+
+
+def json_body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InputError("invalid_json", "Send a JSON object with Content-Type: application/json.")
+    return body
+
+
+def form_field(name: str) -> str:
+    value = request.form.get(name)
+    if value is None:
+        raise InputError("missing_field", f"The form field '{name}' is required.")
+    return value
+
+
+def parse_strokes(value: object) -> list | None:
+    """Optional strokes: [[[x, y, t_ms], ...], ...] of numbers, kept with the entry's metadata."""
+    if value is None:
+        return None
+    message = "'strokes' must be a list of strokes, each a list of [x, y, t_ms] numbers."
+    if not isinstance(value, list) or not all(isinstance(stroke, list) for stroke in value):
+        raise InputError("invalid_strokes", message)
+    points = [point for stroke in value for point in stroke]
+    if len(points) > MAX_STROKE_POINTS:
+        raise InputError("invalid_strokes", f"At most {MAX_STROKE_POINTS} stroke points are kept.")
+    for point in points:
+        if not (
+            isinstance(point, list)
+            and len(point) == 3
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in point)
+        ):
+            raise InputError("invalid_strokes", message)
+    return value
+
+
+# --- pages ----------------------------------------------------------------------------------------
+
+
+@routes.get("/")
+def draw_page() -> str:
+    return render_template("index.html")
+
+
+@routes.get("/models")
+def models_page() -> str:
+    return render_template("models.html")
+
+
+@routes.get("/about")
+def about_page() -> str:
+    return render_template("about.html")
+
+
+@routes.get("/healthz")
+def healthz() -> Response:
+    return jsonify(status="ok", model_version=service().version)
+
+
+# --- the API --------------------------------------------------------------------------------------
+
+
+@routes.post("/api/predict")
+def predict() -> Response:
+    digit, _ = decode_digit(json_body().get("image"))
+    return jsonify(service().predict(digit))
+
+
+@routes.post("/api/train")
+def train() -> Response:
+    body = json_body()
+    label = parse_label(body.get("label"))
+    strokes = parse_strokes(body.get("strokes"))
+    digit, png = decode_digit(body.get("image"))
+    return jsonify(service().train(digit, png, label, strokes, source="api/train"))
+
+
+@routes.get("/api/stats")
+def stats() -> Response:
+    return jsonify(service().stats())
+
+
+@routes.post("/api/admin/reset")
+def admin_reset() -> Response:
+    require_admin()
+    return jsonify(model_version=service().reset())
+
+
+def require_admin() -> None:
+    """Bearer ADMIN_TOKEN, compared in constant time; admin routes are off when it is unset."""
+    token = current_app.extensions["config"].admin_token
+    if not token:
+        raise InputError("admin_disabled", "Admin actions are disabled: ADMIN_TOKEN is not set.", 403)
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not given:
+        raise InputError("unauthorized", "Send the admin token as 'Authorization: Bearer <token>'.", 401)
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise InputError("forbidden", "The admin token is wrong.", 403)
+
+
+# --- the original apps' clients (form-encoded, exactly as they sent it) ----------------------------
+
+
+@routes.post("/hook")
+def hook_collect() -> Response:
+    label = parse_label(form_field("digit"))
+    _, png = decode_digit(form_field("imageBase64"))
+    name = service().collect(png, label, source="hook")
+    return Response(f"Image saved successfully with the name {name}", mimetype="text/plain")
+
+
+@routes.post("/hook2")
+def hook_predict() -> Response:
+    try:
+        digit, _ = decode_digit(form_field("imageBase64"))
+    except InputError as error:
+        if error.code != "empty_drawing":
+            raise
+        return Response("Can't predict, when nothing is drawn", mimetype="text/plain")
+    result = service().predict(digit)
+    predictions = result["predictions"]
+    return jsonify(
+        answer=str(result["answer"]) if result["answer"] is not None else CANT_RECOGNIZE,
+        fnn=legacy_top3(predictions["fnn"]["original"]),
+        fnn_t=legacy_top3(predictions["fnn"]["retrained"]),
+        cnn=legacy_top3(predictions["cnn"]["original"]),
+        cnn_t=legacy_top3(predictions["cnn"]["retrained"]),
+    )
+
+
+@routes.post("/hook3")
+def hook_train() -> Response:
+    label = parse_label(form_field("digit"))
+    digit, png = decode_digit(form_field("imageBase64"))
+    service().train(digit, png, label, source="hook3")
+    return Response("Trained", mimetype="text/plain")
+
+
+@routes.post("/estimate")
+def estimate() -> Response:
+    digit = digit_from_pixels(json_body().get("input"))
+    result = service().predict(digit)
+    if result["answer"] is not None:
+        return jsonify(estimated=result["answer"])
+    retrained = result["predictions"]
+    best = max((retrained[m]["retrained"][0] for m in ("fnn", "cnn")), key=lambda top: top["probability"])
+    return jsonify(estimated=best["digit"])
+
+
+def __getattr__(name: str) -> Flask:
+    """`main.app` for gunicorn (`main:app`), built on first access rather than at import,
+    so that tests and tools can import this module without loading models or opening storage."""
+    if name != "app":
+        raise AttributeError(name)
+    globals()["app"] = create_app()
+    return globals()["app"]
