@@ -206,17 +206,22 @@ def affine(
     return ndimage.affine_transform(digit, inverse, offset=offset, order=1, mode="constant", cval=0.0)
 
 
+def augment_plan(rng: np.random.Generator) -> list[tuple[float, float]]:
+    """The 24 (scale, angle) pairs of one augmentation: 6 distinct angles drawn for each of 4 scales."""
+    return [
+        (scale, float(angle))
+        for scale in AUGMENT_SCALES
+        for angle in rng.choice(AUGMENT_ANGLES, size=ROTATIONS_PER_SCALE, replace=False)
+    ]
+
+
 def augment(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Return 24 views (4 resizes x 6 rotations) of one (28, 28) digit: (24, 28, 28) float32.
 
     One drawing makes a noisy SGD step; two dozen plausible variants make a steadier one.
     The caller passes rng so that tests, benchmarks and replicas replaying the log repeat exactly.
     """
-    views = []
-    for scale in AUGMENT_SCALES:
-        for angle in rng.choice(AUGMENT_ANGLES, size=ROTATIONS_PER_SCALE, replace=False):
-            views.append(affine(digit, float(angle), scale))
-    return np.stack(views).astype(np.float32)
+    return np.stack([affine(digit, angle, scale) for scale, angle in augment_plan(rng)]).astype(np.float32)
 
 
 # --- answers ----------------------------------------------------------------------------------------

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from config import Config  # noqa: E402
+from main import create_app  # noqa: E402
+
+MNIST = ROOT.parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def app(store: Path) -> Flask:
+    return create_app(Config(storage_url=str(store), sync_interval=0.0))
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def mnist_test():
+    from mnist import load_split
+
+    return load_split(MNIST, "t10k")
