@@ -1,0 +1,98 @@
+"""Heroku readiness: the Procfile's command, two workers on one folder, and kill -9 mid-traffic."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import threading
+import time
+
+import pytest
+from conftest import ROOT, create_app
+from drawings import stroke_canvas, to_data_url
+from server import Server, procfile_command, request
+
+from config import Config
+
+DRAWINGS = [
+    (to_data_url(stroke_canvas([(140, 40), (140, 240)])), 1),
+    (to_data_url(stroke_canvas([(60, 50), (220, 50), (120, 240)])), 7),
+    (to_data_url(stroke_canvas([(70, 60), (200, 60), (70, 230), (210, 230)])), 2),
+]
+
+
+def test_python_versions_agree_and_requirements_pin_tensorflow_cpu():
+    runtime = (ROOT / "runtime.txt").read_text().strip()
+    python_version = (ROOT / ".python-version").read_text().strip()
+    assert runtime == f"python-{python_version}"
+    requirements = (ROOT / "requirements.txt").read_text()
+    assert re.search(r"^tensorflow-cpu==", requirements, re.M)
+    assert not re.search(r"^tensorflow(\[.*\])?[=<>~ ]", requirements, re.M)
+    assert re.search(r"^flask-cors==(\d+)", requirements, re.M).group(1) >= "6"
+    assert procfile_command().startswith("gunicorn main:app")
+    assert "$PORT" in procfile_command() or "${PORT" in procfile_command()
+
+
+def test_two_workers_on_one_folder_agree(tmp_path):
+    server = Server({"WEB_CONCURRENCY": "2", "STORAGE_URL": str(tmp_path / "store"), "SYNC_INTERVAL": "0.2"})
+    try:
+        assert server.wait_healthy()["model_version"] == 0
+        for image, label in DRAWINGS * 2:
+            status, body = request(f"{server.url}/api/train", {"image": image, "label": label})
+            assert status == 200, body
+        time.sleep(0.5)
+        predictions = [request(f"{server.url}/api/predict", {"image": DRAWINGS[1][0]})[1] for _ in range(12)]
+        assert {p["model_version"] for p in predictions} == {6}
+        assert all(p == predictions[0] for p in predictions)  # both workers hold the same weights
+    finally:
+        server.kill(signal.SIGTERM)
+    local = create_app(Config(storage_url=str(tmp_path / "store"))).test_client()
+    assert local.post("/api/predict", json={"image": DRAWINGS[1][0]}).get_json() == predictions[0]
+
+
+@pytest.mark.parametrize("delay", [1.5, 3.0])
+def test_kill_9_during_training_loses_no_acknowledged_drawing(tmp_path, delay):
+    store = tmp_path / "store"
+    env = {"WEB_CONCURRENCY": "2", "STORAGE_URL": str(store), "CHECKPOINT_EVERY": "3"}
+    server = Server(env)
+    server.wait_healthy()
+    acknowledged: list[int] = []
+    stop = threading.Event()
+
+    def client(offset: int) -> None:
+        i = offset
+        while not stop.is_set():
+            image, label = DRAWINGS[i % len(DRAWINGS)]
+            try:
+                status, body = request(f"{server.url}/api/train", {"image": image, "label": label}, timeout=10)
+            except OSError:
+                return
+            if status == 200:
+                acknowledged.append(int(body["sample_id"]))
+            i += 1
+
+    clients = [threading.Thread(target=client, args=(n,)) for n in range(3)]
+    for thread in clients:
+        thread.start()
+    time.sleep(delay)
+    server.kill()  # SIGKILL to the master and every worker, mid-request
+    stop.set()
+    for thread in clients:
+        thread.join()
+    assert acknowledged, "no train was acknowledged before the kill"
+
+    restarted = Server(env)
+    try:
+        version = restarted.wait_healthy()["model_version"]
+        entries = sorted(int(p.stem) for p in (store / "log").glob("*.json"))
+        assert entries == list(range(1, len(entries) + 1))
+        assert set(acknowledged) <= set(entries)
+        assert version == len(entries) >= max(acknowledged)
+        served = request(f"{restarted.url}/api/predict", {"image": DRAWINGS[0][0]})[1]
+    finally:
+        restarted.kill(signal.SIGTERM)
+    assert list((store / "checkpoints").glob("*.zip"))
+    shutil.rmtree(store / "checkpoints")  # a replay from the originals must land on the same weights
+    replayed = create_app(Config(storage_url=str(store), checkpoint_every=10_000)).test_client()
+    assert replayed.post("/api/predict", json={"image": DRAWINGS[0][0]}).get_json() == served
