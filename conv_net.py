@@ -90,6 +90,19 @@ class CNN:
         """(n, 28, 28) -> (n, 10), rows sum to 1."""
         return self._predict(tf.convert_to_tensor(x, tf.float32)).numpy()
 
+    def feature_maps(self, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """(n, 28, 28) -> [(layer name, (n, h, w, channels) activations)] for every conv layer.
+
+        For showing what the network sees; not on the prediction path, so it runs eagerly.
+        """
+        outputs = tf.convert_to_tensor(x[..., None], tf.float32)
+        maps = []
+        for layer in self.model.layers:
+            outputs = layer(outputs, training=False)
+            if isinstance(layer, keras.layers.Conv2D):
+                maps.append((layer.name, outputs.numpy()))
+        return maps
+
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         """One online SGD step on the batch; returns the loss before the step."""
         loss = self._train(tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.int32))

@@ -18,6 +18,7 @@ import re
 import threading
 import time
 import warnings
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -276,6 +277,11 @@ def parse_label(value: object) -> int:
 MODELS = ("fnn", "cnn")
 VARIANTS = ("original", "retrained")
 RECENT = 100  # "recent" accuracy is over this many of the latest labelled drawings
+RECENT_SAMPLES = 48  # drawings listed on the models page
+HISTORY_POINTS = 200  # points in the accuracy-by-version history
+# A retrained model whose recent accuracy falls this far under its original's is flagged (poisoning).
+DEGRADED_MARGIN = 0.15
+DEGRADED_MIN_SCORED = 30
 
 
 @dataclass
@@ -285,6 +291,32 @@ class Score:
     version: int
     label: int
     predicted: dict[str, int]  # "fnn.original" -> digit
+
+
+def to_pixels(digit: np.ndarray) -> list[list[int]]:
+    """(28, 28) 0..1 floats -> rows of ints 0..255, for showing clients what the models saw."""
+    return np.rint(np.clip(digit, 0, 1) * 255).astype(int).tolist()
+
+
+def windowed_history(scores: list[Score], window: int = RECENT, points: int = HISTORY_POINTS) -> list[dict]:
+    """Each model's accuracy over the `window` drawings before each version, at most `points` versions."""
+    if not scores:
+        return []
+    names = [f"{m}.{v}" for m in MODELS for v in VARIANTS]
+    hits = np.array([[s.predicted.get(n) == s.label for n in names] for s in scores], dtype=float)
+    cumulative = np.vstack([np.zeros(len(names)), np.cumsum(hits, axis=0)])
+    picks = np.unique(np.linspace(0, len(scores) - 1, min(points, len(scores))).round().astype(int))
+    history = []
+    for i in picks:
+        start = max(0, i + 1 - window)
+        accuracy = (cumulative[i + 1] - cumulative[start]) / (i + 1 - start)
+        history.append(
+            {
+                "model_version": scores[i].version,
+                **{n: round(float(a), 4) for n, a in zip(names, accuracy, strict=True)},
+            }
+        )
+    return history
 
 
 class DigitService:
@@ -305,6 +337,7 @@ class DigitService:
         self.version = 0
         self.label_counts = [0] * 10
         self.scores: list[Score] = []
+        self.recent: deque[dict] = deque(maxlen=RECENT_SAMPLES)
         self._lock = threading.RLock()
         self._last_sync = 0.0
         self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
@@ -315,10 +348,9 @@ class DigitService:
         journal = Journal(open_storage(config.storage_url, config.s3_endpoint_url))
         metrics_path = config.models_dir / "metrics.json"
         metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-        service = cls(
-            config, journal, FNN.load(config.models_dir / "fnn.npz"), CNN.load(config.models_dir / "cnn.npz"), metrics
-        )
-        service._restore_checkpoint()
+        fnn, cnn = FNN.load(config.models_dir / "fnn.npz"), CNN.load(config.models_dir / "cnn.npz")
+        service = cls(config, journal, fnn, cnn, metrics)
+        service._restore()
         service.sync(force=True)
         return service
 
@@ -326,12 +358,39 @@ class DigitService:
 
     def predict(self, digit: np.ndarray) -> dict:
         """All four models' top-3 for one (28, 28) digit, and the answer rule's verdict."""
-        self.sync()
+        self.sync_quietly()
         with self._lock:
             probs = self._probabilities(digit)
             version = self.version
         answer, message = select_answer(probs["fnn.retrained"], probs["cnn.retrained"])
-        return {"answer": answer, "message": message, "model_version": version, "predictions": self._shape(probs)}
+        return {
+            "answer": answer,
+            "message": message,
+            "model_version": version,
+            "predictions": self._shape(probs),
+            "preprocessed": to_pixels(digit),
+        }
+
+    def internals(self, digit: np.ndarray, channels: int = 16) -> dict:
+        """What the retrained models compute inside for one digit: FNN hidden units, CNN feature maps."""
+        self.sync_quietly()
+        with self._lock:
+            hidden = self.retrained["fnn"].hidden_activations(digit[None])[0]
+            maps = self.retrained["cnn"].feature_maps(digit[None])
+            version = self.version
+        layers = []
+        for name, activation in maps:
+            activation = activation[0][..., :channels]
+            peak = float(activation.max()) or 1.0
+            pixels = np.rint(activation / peak * 255).astype(int)
+            layers.append({"name": name, "shape": list(activation.shape), "maps": np.moveaxis(pixels, -1, 0).tolist()})
+        peak = float(hidden.max()) or 1.0
+        return {
+            "model_version": version,
+            "preprocessed": to_pixels(digit),
+            "fnn_hidden": [round(float(h) / peak, 4) for h in hidden],
+            "cnn_layers": layers,
+        }
 
     def _probabilities(self, digit: np.ndarray) -> dict[str, np.ndarray]:
         batch = digit[None]
@@ -346,8 +405,9 @@ class DigitService:
         return {model: {variant: top_k(probs[f"{model}.{variant}"]) for variant in VARIANTS} for model in MODELS}
 
     def stats(self) -> dict:
-        """Samples per label, model version, and each model's accuracy on held-out and user drawings."""
-        self.sync()
+        """Samples per label, model version, each model's accuracy on held-out and user drawings,
+        accuracy history by model version, and flags for retrained models doing worse than originals."""
+        self.sync_quietly()
         with self._lock:
             scores = list(self.scores)
             counts = list(self.label_counts)
@@ -359,10 +419,9 @@ class DigitService:
                 name = f"{model}.{variant}"
                 hits = [s.predicted.get(name) == s.label for s in scores]
                 recent = hits[-RECENT:]
+                held_out = self.metrics.get("models", {}).get(model, {}).get("accuracy")
                 accuracy[model][variant] = {
-                    "t10k": self.metrics.get("models", {}).get(model, {}).get("accuracy")
-                    if variant == "original"
-                    else None,
+                    "t10k": held_out if variant == "original" else None,
                     "prequential": sum(hits) / len(hits) if hits else None,
                     "recent": sum(recent) / len(recent) if recent else None,
                     "n_scored": len(hits),
@@ -371,7 +430,34 @@ class DigitService:
             "model_version": version,
             "samples": {"total": sum(counts), "per_label": {str(d): c for d, c in enumerate(counts)}},
             "accuracy": accuracy,
+            "degraded": degraded_models(accuracy),
+            "history": windowed_history(scores),
+            "confusion": {m: self.metrics.get("models", {}).get(m, {}).get("confusion_matrix") for m in MODELS},
         }
+
+    def health(self) -> dict:
+        with self._lock:
+            scores = list(self.scores[-RECENT:])
+            version = self.version
+        accuracy = {
+            m: {v: {"recent": recent_accuracy(scores, f"{m}.{v}"), "n_scored": len(scores)} for v in VARIANTS}
+            for m in MODELS
+        }
+        return {"status": "ok", "model_version": version, "degraded": degraded_models(accuracy)}
+
+    def recent_samples(self) -> list[dict]:
+        """The latest labelled drawings, newest first."""
+        self.sync_quietly()
+        with self._lock:
+            return list(reversed(self.recent))
+
+    def drawing(self, sample_id: int) -> bytes:
+        """The stored PNG of log entry `sample_id`; KeyError if there is none."""
+        entry = self.journal.read(sample_id)
+        png = self.journal.drawing(entry) if entry is not None else None
+        if png is None:
+            raise KeyError(sample_id)
+        return png
 
     # --- writing ---
 
@@ -383,7 +469,12 @@ class DigitService:
         with self._lock:
             probs = self._probabilities(digit)
             version = self.version
-        return {"sample_id": f"{number:010d}", "model_version": version, "predictions": self._shape(probs)}
+        return {
+            "sample_id": f"{number:010d}",
+            "model_version": version,
+            "predictions": self._shape(probs),
+            "preprocessed": to_pixels(digit),
+        }
 
     def collect(self, png: bytes, label: int, source: str) -> str:
         """Store a labelled drawing without learning from it; returns its image's file name."""
@@ -395,6 +486,14 @@ class DigitService:
         """Make the retrained models the originals again, for every process; returns the new version."""
         return self._append(Entry("reset", source=source))
 
+    def rollback(self, target: int, source: str = "admin") -> int:
+        """Make the retrained models what they were at version `target`, for every process."""
+        with self._lock:
+            self.sync(force=True)
+            if not 0 <= target < self.version:
+                raise InputError("invalid_version", f"Roll back to a version from 0 to {self.version - 1}.")
+            return self._append(Entry("rollback", source=source, target=target))
+
     def _append(self, entry: Entry, digit: np.ndarray | None = None) -> int:
         """Claim the next log number for `entry` (create-only), apply it, and return the number."""
         with self._lock:
@@ -405,6 +504,13 @@ class DigitService:
                     self._apply(number, entry, digit)
                     return number
             raise StorageError("could not claim a log entry: the log keeps moving")
+
+    def sync_quietly(self) -> None:
+        """Catch up if the store answers; predictions go on from the models in memory if it does not."""
+        try:
+            self.sync()
+        except StorageError as error:
+            logger.warning("catch-up skipped, storage unavailable: %s", error)
 
     def sync(self, force: bool = False) -> None:
         """Apply entries other processes appended; throttled unless forced (cheap listing)."""
@@ -418,28 +524,67 @@ class DigitService:
             self._last_sync = time.monotonic()
 
     def _apply(self, number: int, entry: Entry | None, digit: np.ndarray | None = None) -> None:
-        """Apply entry `number` (None: damaged, a no-op that still counts) and advance the version."""
-        if entry is not None and entry.kind == "reset":
-            for model in MODELS:
-                self.retrained[model] = self.original[model].copy()
-        elif entry is not None:
+        """Apply entry `number` live: score it, count it, step the models, advance the version.
+
+        A damaged entry (None) is a no-op that still counts, so every process numbers alike.
+        """
+        if entry is not None and entry.kind in ("train", "collect"):
             self.label_counts[entry.label] += 1
-            if entry.kind == "train" and digit is None:
-                png = self.journal.drawing(entry)
-                digit = digit_from_png(png) if png is not None else None
-            if entry.kind == "train" and digit is not None:
-                self._learn(number, entry.label, digit)
+            self.recent.append(
+                {"sample_id": f"{number:010d}", "label": entry.label, "kind": entry.kind, "created": entry.created}
+            )
+        if entry is not None and entry.kind == "train":
+            digit = digit if digit is not None else self._load_digit(entry)
+            if digit is not None:
+                probs = self._probabilities(digit)
+                self.scores.append(Score(number, entry.label, {name: int(p.argmax()) for name, p in probs.items()}))
+        self._advance(self.retrained, number, entry, digit)
         self.version = number
         if number % self.config.checkpoint_every == 0:
             self._schedule_checkpoint()
 
-    def _learn(self, number: int, label: int, digit: np.ndarray) -> None:
-        probs = self._probabilities(digit)
-        self.scores.append(Score(number, label, {name: int(p.argmax()) for name, p in probs.items()}))
-        views = augment(digit, np.random.default_rng(number))
-        labels = np.full(len(views), label)
-        for model in MODELS:
-            self.retrained[model].train_step(views, labels)
+    def _load_digit(self, entry: Entry) -> np.ndarray | None:
+        png = self.journal.drawing(entry)
+        if png is None:
+            return None
+        try:
+            return digit_from_png(png)
+        except (InputError, OSError, ValueError):
+            return None  # a damaged drawing teaches nothing, on every process alike
+
+    def _advance(self, models: dict, number: int, entry: Entry | None, digit: np.ndarray | None = None) -> None:
+        """Apply entry `number` to `models` ({"fnn", "cnn"}) in place: the learning part only."""
+        if entry is None or entry.kind == "collect":
+            return
+        if entry.kind == "reset":
+            self._assign(models, self.original)
+        elif entry.kind == "rollback":
+            if entry.target is not None and 0 <= entry.target < number:
+                self._assign(models, self._models_at(entry.target))
+        elif entry.kind == "train":
+            digit = digit if digit is not None else self._load_digit(entry)
+            if digit is not None:
+                views = augment(digit, np.random.default_rng(number))
+                labels = np.full(len(views), entry.label)
+                for model in MODELS:
+                    models[model].train_step(views, labels)
+
+    @staticmethod
+    def _assign(models: dict, source: dict) -> None:
+        # set_state keeps the live CNN object, so its traced tf.functions stay warm.
+        models["fnn"] = source["fnn"].copy()
+        models["cnn"].set_state(*source["cnn"].get_state())
+
+    def _models_at(self, target: int) -> dict:
+        """The retrained models as they were after entries 1..target: a checkpoint, then replay."""
+        start, models = 0, {"fnn": self.original["fnn"].copy(), "cnn": self.original["cnn"].copy()}
+        restored = self._load_checkpoint(max_version=target)
+        if restored is not None:
+            start, files, _ = restored
+            models = {"fnn": FNN.from_bytes(files["fnn.npz"]), "cnn": CNN.from_bytes(files["cnn.npz"])}
+        for number in range(start + 1, target + 1):
+            self._advance(models, number, self.journal.read(number))
+        return models
 
     # --- checkpoints ---
 
@@ -453,6 +598,7 @@ class DigitService:
             "fingerprint": self.fingerprint,
             "label_counts": list(self.label_counts),
             "scores": [asdict(s) for s in self.scores],
+            "recent": list(self.recent),
         }
 
         def write() -> None:
@@ -472,21 +618,50 @@ class DigitService:
         """Wait for checkpoint writes in flight (tests and shutdown)."""
         self._checkpointer.submit(lambda: None).result()
 
-    def _restore_checkpoint(self) -> None:
-        """Load the newest checkpoint made from these originals; damaged or foreign ones are skipped."""
+    def _load_checkpoint(self, max_version: int | None = None) -> tuple[int, dict[str, bytes], dict] | None:
+        """The newest readable checkpoint made from these originals (at most `max_version`)."""
         for number in self.journal.checkpoints():
+            if max_version is not None and number > max_version:
+                continue
             try:
                 files = self.journal.read_checkpoint(number)
                 state = json.loads(files["state.json"])
-                if state["fingerprint"] != self.fingerprint or state["version"] != number:
-                    continue
-                fnn, cnn = FNN.from_bytes(files["fnn.npz"]), CNN.from_bytes(files["cnn.npz"])
-            except (ValueError, KeyError, TypeError, OSError) as error:
+                if state["fingerprint"] == self.fingerprint and state["version"] == number:
+                    return number, files, state
+            except (ValueError, KeyError, TypeError) as error:
                 logger.warning("skipping checkpoint %d: %s", number, error)
-                continue
-            self.retrained = {"fnn": fnn, "cnn": cnn}
-            self.version = number
-            self.label_counts = state["label_counts"]
-            self.scores = [Score(**s) for s in state["scores"]]
-            logger.info("restored checkpoint %d", number)
+        return None
+
+    def _restore(self) -> None:
+        """Start from the newest usable checkpoint; damaged or foreign ones are skipped."""
+        restored = self._load_checkpoint()
+        if restored is None:
             return
+        number, files, state = restored
+        try:
+            fnn, cnn = FNN.from_bytes(files["fnn.npz"]), CNN.from_bytes(files["cnn.npz"])
+        except (ValueError, KeyError, OSError) as error:
+            logger.warning("checkpoint %d is damaged, replaying from the start: %s", number, error)
+            return
+        self.retrained = {"fnn": fnn, "cnn": cnn}
+        self.version = number
+        self.label_counts = state["label_counts"]
+        self.scores = [Score(**s) for s in state["scores"]]
+        self.recent.extend(state.get("recent", []))
+        logger.info("restored checkpoint %d", number)
+
+
+def recent_accuracy(scores: list[Score], name: str) -> float | None:
+    recent = scores[-RECENT:]
+    return sum(s.predicted.get(name) == s.label for s in recent) / len(recent) if recent else None
+
+
+def degraded_models(accuracy: dict) -> list[str]:
+    """Retrained models whose recent accuracy on user drawings is well under their original's."""
+    flagged = []
+    for model in MODELS:
+        original, retrained = accuracy[model]["original"], accuracy[model]["retrained"]
+        enough = retrained["n_scored"] >= DEGRADED_MIN_SCORED and original["recent"] is not None
+        if enough and retrained["recent"] < original["recent"] - DEGRADED_MARGIN:
+            flagged.append(f"{model}.retrained")
+    return flagged

@@ -23,7 +23,7 @@ from storage import Storage
 LOG = "log/"
 DRAWINGS = "drawings/"
 CHECKPOINTS = "checkpoints/"
-KINDS = ("train", "collect", "reset")
+KINDS = ("train", "collect", "reset", "rollback")
 
 
 def entry_key(number: int) -> str:
@@ -42,12 +42,15 @@ def number_of(key: str) -> int | None:
 
 @dataclass(frozen=True)
 class Entry:
-    kind: str  # "train": learn from the drawing; "collect": store only; "reset": retrained := original
+    # "train": learn from the drawing; "collect": store only; "reset": retrained := original;
+    # "rollback": retrained := as it was at version `target`
+    kind: str
     label: int | None = None
     image: str | None = None
     source: str = ""
     created: float = field(default_factory=time.time)
     strokes: list | None = None
+    target: int | None = None
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
@@ -58,14 +61,20 @@ class Entry:
         try:
             fields = json.loads(data)
             entry = cls(
-                **{k: fields[k] for k in ("kind", "label", "image", "source", "created", "strokes") if k in fields}
+                **{
+                    k: fields[k]
+                    for k in ("kind", "label", "image", "source", "created", "strokes", "target")
+                    if k in fields
+                }
             )
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as error:
             raise ValueError(f"not a log entry: {error}") from None
         if entry.kind not in KINDS or (
-            entry.kind != "reset" and not (isinstance(entry.label, int) and 0 <= entry.label <= 9)
+            entry.kind in ("train", "collect") and not (isinstance(entry.label, int) and 0 <= entry.label <= 9)
         ):
             raise ValueError("not a log entry: bad kind or label")
+        if entry.kind == "rollback" and not (isinstance(entry.target, int) and entry.target >= 0):
+            raise ValueError("not a log entry: bad rollback target")
         return entry
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request, url_for
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
@@ -117,9 +117,14 @@ def about_page() -> str:
     return render_template("about.html")
 
 
+@routes.get("/internals")
+def internals_page() -> str:
+    return render_template("internals.html")
+
+
 @routes.get("/healthz")
 def healthz() -> Response:
-    return jsonify(status="ok", model_version=service().version)
+    return jsonify(service().health())
 
 
 # --- the API --------------------------------------------------------------------------------------
@@ -140,15 +145,48 @@ def train() -> Response:
     return jsonify(service().train(digit, png, label, strokes, source="api/train"))
 
 
+@routes.post("/api/internals")
+def internals() -> Response:
+    digit, _ = decode_digit(json_body().get("image"))
+    return jsonify(service().internals(digit))
+
+
 @routes.get("/api/stats")
 def stats() -> Response:
     return jsonify(service().stats())
+
+
+@routes.get("/api/samples/recent")
+def recent_samples() -> Response:
+    samples = [
+        {**s, "image_url": url_for("routes.sample_image", sample_id=int(s["sample_id"]))}
+        for s in service().recent_samples()
+    ]
+    return jsonify(samples=samples)
+
+
+@routes.get("/api/samples/<int:sample_id>.png")
+def sample_image(sample_id: int) -> Response:
+    try:
+        png = service().drawing(sample_id)
+    except KeyError:
+        raise InputError("not_found", f"There is no drawing {sample_id}.", 404) from None
+    return Response(png, mimetype="image/png", headers={"Cache-Control": "public, max-age=86400"})
 
 
 @routes.post("/api/admin/reset")
 def admin_reset() -> Response:
     require_admin()
     return jsonify(model_version=service().reset())
+
+
+@routes.post("/api/admin/rollback")
+def admin_rollback() -> Response:
+    require_admin()
+    target = json_body().get("model_version")
+    if not isinstance(target, int) or isinstance(target, bool):
+        raise InputError("invalid_version", "Send the version to roll back to as an integer 'model_version'.")
+    return jsonify(model_version=service().rollback(target))
 
 
 def require_admin() -> None:

@@ -33,7 +33,7 @@ def probabilities(result: dict, model: str, variant: str) -> dict[int, float]:
 
 
 def test_health_and_pages(client):
-    assert client.get("/healthz").get_json() == {"status": "ok", "model_version": 0}
+    assert client.get("/healthz").get_json() == {"status": "ok", "model_version": 0, "degraded": []}
     for page in ("/", "/models", "/about"):
         response = client.get(page)
         assert response.status_code == 200 and b"<!doctype html>" in response.data
@@ -42,7 +42,9 @@ def test_health_and_pages(client):
 
 def test_predict_shape(client):
     result = client.post("/api/predict", json={"image": ONE}).get_json()
-    assert set(result) == {"answer", "message", "model_version", "predictions"}
+    assert set(result) == {"answer", "message", "model_version", "predictions", "preprocessed"}
+    pixels = np.array(result["preprocessed"])
+    assert pixels.shape == (28, 28) and pixels.max() == 255 and pixels.min() == 0
     assert result["answer"] == 1 and result["model_version"] == 0
     for model in ("fnn", "cnn"):
         for variant in ("original", "retrained"):
@@ -244,3 +246,47 @@ def test_admin_reset(store, mnist_test):
     after = client.post("/api/predict", json={"image": image}).get_json()
     assert after["predictions"]["cnn"]["retrained"] == fresh["predictions"]["cnn"]["retrained"]
     assert after["predictions"]["fnn"]["retrained"] == fresh["predictions"]["fnn"]["retrained"]
+
+
+def test_rollback_to_an_earlier_version(store, mnist_test):
+    app = create_app(Config(storage_url=str(store), admin_token="s3cret", sync_interval=0, checkpoint_every=2))
+    client = app.test_client()
+    admin = {"Authorization": "Bearer s3cret"}
+    image = seven(mnist_test)
+    client.post("/api/train", json={"image": image, "label": 7})
+    at_one = client.post("/api/predict", json={"image": image}).get_json()["predictions"]
+    for label in (3, 3, 3):
+        client.post("/api/train", json={"image": image, "label": label})
+    assert client.post("/api/predict", json={"image": image}).get_json()["predictions"] != at_one
+    bad = client.post("/api/admin/rollback", json={"model_version": 4}, headers=admin)
+    assert bad.status_code == 400 and payload_error(bad) == "invalid_version"
+    assert client.post("/api/admin/rollback", json={"model_version": 1}, headers=admin).get_json() == {
+        "model_version": 5
+    }
+    assert client.post("/api/predict", json={"image": image}).get_json()["predictions"] == at_one
+    other = create_app(Config(storage_url=str(store), checkpoint_every=10_000)).test_client()
+    assert other.post("/api/predict", json={"image": image}).get_json()["predictions"] == at_one
+
+
+def test_recent_samples_and_their_images(client):
+    client.post("/api/train", json={"image": ONE, "label": 1})
+    client.post("/hook", data={"imageBase64": ONE, "digit": "4"})
+    samples = client.get("/api/samples/recent").get_json()["samples"]
+    assert [(s["label"], s["kind"]) for s in samples] == [(4, "collect"), (1, "train")]
+    image = client.get(samples[0]["image_url"])
+    assert image.status_code == 200 and image.mimetype == "image/png"
+    assert Image.open(io.BytesIO(image.data)).size == (280, 280)
+    assert client.get("/api/samples/99.png").status_code == 404
+
+
+def test_internals_and_history(client):
+    result = client.post("/api/internals", json={"image": ONE}).get_json()
+    assert len(result["fnn_hidden"]) == 100
+    assert [layer["shape"][:2] for layer in result["cnn_layers"]] == [[26, 26], [24, 24], [10, 10], [8, 8]]
+    assert np.array(result["cnn_layers"][0]["maps"]).shape == (16, 26, 26)
+    client.post("/api/train", json={"image": ONE, "label": 1})
+    stats = client.get("/api/stats").get_json()
+    assert stats["history"] == [
+        {"model_version": 1, "fnn.original": 1.0, "fnn.retrained": 1.0, "cnn.original": 1.0, "cnn.retrained": 1.0}
+    ]
+    assert np.array(stats["confusion"]["cnn"]).shape == (10, 10) and stats["degraded"] == []
