@@ -2,7 +2,9 @@
 
     python evaluate.py --data ../shared/data/mnist --models models/
 
-The digits go through the service's own preprocessing, as every drawing does.
+The digits go through the service's own preprocessing, as every drawing does. With --canvas, each
+digit is also rendered as a browser would send it (dark ink on a white 280x280 canvas, PNG) and
+decoded through the service's full input path, and that accuracy is reported too.
 """
 
 from __future__ import annotations
@@ -23,7 +25,20 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> list[list[int
     return matrix.tolist()
 
 
-def evaluate_models(data: Path, models: Path) -> dict:
+def through_canvas(images: np.ndarray) -> np.ndarray:
+    """t10k digits rendered as canvas PNG data URLs, then decoded by the service's input path."""
+    from canvas import canvas_of, to_data_url
+    from functions import decode_digit
+
+    return np.stack([decode_digit(to_data_url(canvas_of(image)))[0] for image in images])
+
+
+def predict_all(model, digits: np.ndarray) -> np.ndarray:
+    batches = [model.predict_proba(digits[i : i + 1000]) for i in range(0, len(digits), 1000)]
+    return np.concatenate(batches).argmax(axis=1)
+
+
+def evaluate_models(data: Path, models: Path, canvas: bool = False) -> dict:
     """Score fnn.npz and cnn.npz from `models` on t10k; print and write metrics.json there."""
     from conv_net import CNN
     from train import prepare
@@ -31,14 +46,17 @@ def evaluate_models(data: Path, models: Path) -> dict:
 
     images, labels = load_split(data, "t10k")
     digits = prepare(images)
+    drawn = through_canvas(images) if canvas else None
     report = {"dataset": "MNIST t10k", "n_samples": len(labels), "models": {}}
     for name, model in (("fnn", FNN.load(models / "fnn.npz")), ("cnn", CNN.load(models / "cnn.npz"))):
-        predicted = np.concatenate(
-            [model.predict_proba(digits[i : i + 1000]) for i in range(0, len(digits), 1000)]
-        ).argmax(axis=1)
+        predicted = predict_all(model, digits)
         acc = float((predicted == labels).mean())
         report["models"][name] = {"accuracy": round(acc, 4), "confusion_matrix": confusion_matrix(labels, predicted)}
         print(f"{name}: t10k accuracy {acc:.4f} ({int((predicted == labels).sum())}/{len(labels)})", flush=True)
+        if drawn is not None:
+            canvas_acc = float((predict_all(model, drawn) == labels).mean())
+            report["models"][name]["accuracy_through_canvas"] = round(canvas_acc, 4)
+            print(f"{name}: t10k accuracy through the canvas path {canvas_acc:.4f}", flush=True)
     (models / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
     return report
 
@@ -47,8 +65,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument(
+        "--canvas", action="store_true", help="also score t10k drawn on a canvas, as a browser sends it"
+    )
     args = parser.parse_args()
-    evaluate_models(args.data, args.models)
+    evaluate_models(args.data, args.models, canvas=args.canvas)
 
 
 if __name__ == "__main__":

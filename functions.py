@@ -21,6 +21,7 @@ import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -272,6 +273,99 @@ def parse_label(value: object) -> int:
     return value
 
 
+# --- online learning --------------------------------------------------------------------------------
+# One SGD step per labelled drawing, on a batch of the drawing's 24 augmented views, past user drawings
+# replayed from memory (a correction is not undone by the next person) and MNIST digits shipped in
+# models/replay.npz (the models do not forget MNIST). bench/online.py measured the alternatives.
+# Everything is seeded by the entry number: processes applying the same log hold the same state.
+
+
+@dataclass(frozen=True)
+class Recipe:
+    # MNIST digits mixed into every step, per model: the main guard against forgetting MNIST.
+    # The FNN's steps cost microseconds, so it takes many; the CNN's cost grows with the batch.
+    fnn_mnist_replay: int = 256
+    cnn_mnist_replay: int = 96
+    user_replay: int = 32  # past user drawings mixed in: what other people taught stays learned
+    user_memory: int = 1000  # past user drawings kept to replay from (~0.8 MB)
+
+
+def load_replay(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The shipped MNIST sample: (n, 28, 28) uint8 preprocessed digits, (n,) labels (none if absent)."""
+    if not path.exists():
+        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
+    with np.load(path) as data:
+        return data["images"], data["labels"].astype(np.int64)
+
+
+def quantise(digit: np.ndarray) -> np.ndarray:
+    # Memory holds uint8 so that a checkpointed memory and a replayed one are bit-identical.
+    return np.rint(np.clip(digit, 0, 1) * 255).astype(np.uint8)
+
+
+class Learner:
+    """The retrained FNN and CNN and the memory of user drawings they replay from."""
+
+    def __init__(self, fnn: FNN, cnn: CNN, replay: tuple[np.ndarray, np.ndarray], recipe: Recipe = Recipe()):
+        self.fnn = fnn
+        self.cnn = cnn
+        self.replay = replay
+        self.recipe = recipe
+        self.memory: deque[tuple[np.ndarray, int]] = deque(maxlen=recipe.user_memory)
+
+    @property
+    def models(self) -> dict:
+        return {"fnn": self.fnn, "cnn": self.cnn}
+
+    def batch(self, number: int, digit: np.ndarray, label: int) -> tuple[np.ndarray, np.ndarray]:
+        """Entry `number`'s batch: (n, 28, 28) float32 images and (n,) labels, ordered
+        [24 augmented views, replayed user drawings, replayed MNIST digits] so each model takes a prefix."""
+        rng = np.random.default_rng(number)
+        images, labels = [augment(digit, rng)], [np.full(24, label)]
+        if self.recipe.user_replay and self.memory:
+            picks = rng.choice(len(self.memory), min(self.recipe.user_replay, len(self.memory)), replace=False)
+            images.append(np.stack([self.memory[i][0] for i in picks]) / np.float32(255))
+            labels.append(np.array([self.memory[i][1] for i in picks]))
+        replay_images, replay_labels = self.replay
+        n_mnist = min(max(self.recipe.fnn_mnist_replay, self.recipe.cnn_mnist_replay), len(replay_labels))
+        if n_mnist:
+            picks = rng.choice(len(replay_labels), n_mnist, replace=False)
+            images.append(replay_images[picks] / np.float32(255))
+            labels.append(replay_labels[picks])
+        return np.concatenate(images).astype(np.float32), np.concatenate(labels).astype(np.int64)
+
+    def learn(self, number: int, digit: np.ndarray, label: int) -> None:
+        """One SGD step of both models on entry `number`'s batch, then remember the drawing."""
+        images, labels = self.batch(number, digit, label)
+        n_mnist = len(labels) - 24 - min(self.recipe.user_replay, len(self.memory))
+        for model, replayed in ((self.fnn, self.recipe.fnn_mnist_replay), (self.cnn, self.recipe.cnn_mnist_replay)):
+            size = len(labels) - n_mnist + min(replayed, n_mnist)
+            model.train_step(images[:size], labels[:size])
+        self.memory.append((quantise(digit), label))
+
+    def take_models(self, models: dict) -> None:
+        """Take copies of these models (keeping this CNN object, so its traced functions stay warm)."""
+        self.fnn = models["fnn"].copy()
+        self.cnn.set_state(*models["cnn"].get_state())
+
+    def take(self, other: Learner) -> None:
+        """Become `other`: its models and its memory."""
+        self.take_models(other.models)
+        self.memory.clear()
+        self.memory.extend(other.memory)
+
+    def memory_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        images = np.stack([d for d, _ in self.memory]) if self.memory else np.zeros((0, 28, 28), np.uint8)
+        np.savez(buffer, images=images, labels=np.array([label for _, label in self.memory], dtype=np.int64))
+        return buffer.getvalue()
+
+    def restore_memory(self, data: bytes) -> None:
+        with np.load(io.BytesIO(data)) as arrays:
+            self.memory.clear()
+            self.memory.extend(zip(arrays["images"], arrays["labels"].tolist(), strict=True))
+
+
 # --- the service ------------------------------------------------------------------------------------
 
 MODELS = ("fnn", "cnn")
@@ -327,13 +421,17 @@ class DigitService:
     and predicting, so a prediction never sees half-updated weights.
     """
 
-    def __init__(self, config: Config, journal: Journal, fnn: FNN, cnn: CNN, metrics: dict):
+    def __init__(
+        self, config: Config, journal: Journal, fnn: FNN, cnn: CNN, replay: tuple[np.ndarray, np.ndarray], metrics: dict
+    ):
         self.config = config
         self.journal = journal
         self.original = {"fnn": fnn, "cnn": cnn}
-        self.retrained = {"fnn": fnn.copy(), "cnn": cnn.copy()}
+        self.learner = Learner(fnn.copy(), cnn.copy(), replay)
         self.metrics = metrics
-        self.fingerprint = hashlib.sha256(fnn.to_bytes() + cnn.to_bytes()).hexdigest()
+        # Checkpoints are only valid for the originals, replay sample and recipe they were made with.
+        made_from = fnn.to_bytes() + cnn.to_bytes() + replay[0].tobytes() + replay[1].tobytes()
+        self.fingerprint = hashlib.sha256(made_from + repr(self.learner.recipe).encode()).hexdigest()
         self.version = 0
         self.label_counts = [0] * 10
         self.scores: list[Score] = []
@@ -349,7 +447,7 @@ class DigitService:
         metrics_path = config.models_dir / "metrics.json"
         metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
         fnn, cnn = FNN.load(config.models_dir / "fnn.npz"), CNN.load(config.models_dir / "cnn.npz")
-        service = cls(config, journal, fnn, cnn, metrics)
+        service = cls(config, journal, fnn, cnn, load_replay(config.models_dir / "replay.npz"), metrics)
         service._restore()
         service.sync(force=True)
         return service
@@ -375,8 +473,8 @@ class DigitService:
         """What the retrained models compute inside for one digit: FNN hidden units, CNN feature maps."""
         self.sync_quietly()
         with self._lock:
-            hidden = self.retrained["fnn"].hidden_activations(digit[None])[0]
-            maps = self.retrained["cnn"].feature_maps(digit[None])
+            hidden = self.learner.fnn.hidden_activations(digit[None])[0]
+            maps = self.learner.cnn.feature_maps(digit[None])
             version = self.version
         layers = []
         for name, activation in maps:
@@ -396,7 +494,7 @@ class DigitService:
         batch = digit[None]
         return {
             f"{model}.{variant}": models[model].predict_proba(batch)[0]
-            for variant, models in (("original", self.original), ("retrained", self.retrained))
+            for variant, models in (("original", self.original), ("retrained", self.learner.models))
             for model in MODELS
         }
 
@@ -538,7 +636,7 @@ class DigitService:
             if digit is not None:
                 probs = self._probabilities(digit)
                 self.scores.append(Score(number, entry.label, {name: int(p.argmax()) for name, p in probs.items()}))
-        self._advance(self.retrained, number, entry, digit)
+        self._advance(self.learner, number, entry, digit)
         self.version = number
         if number % self.config.checkpoint_every == 0:
             self._schedule_checkpoint()
@@ -552,47 +650,46 @@ class DigitService:
         except (InputError, OSError, ValueError):
             return None  # a damaged drawing teaches nothing, on every process alike
 
-    def _advance(self, models: dict, number: int, entry: Entry | None, digit: np.ndarray | None = None) -> None:
-        """Apply entry `number` to `models` ({"fnn", "cnn"}) in place: the learning part only."""
+    def _advance(self, learner: Learner, number: int, entry: Entry | None, digit: np.ndarray | None = None) -> None:
+        """Apply entry `number` to `learner` in place: the learning part only."""
         if entry is None or entry.kind == "collect":
             return
         if entry.kind == "reset":
-            self._assign(models, self.original)
+            learner.take_models(self.original)
         elif entry.kind == "rollback":
             if entry.target is not None and 0 <= entry.target < number:
-                self._assign(models, self._models_at(entry.target))
+                learner.take(self._learner_at(entry.target))
         elif entry.kind == "train":
             digit = digit if digit is not None else self._load_digit(entry)
             if digit is not None:
-                views = augment(digit, np.random.default_rng(number))
-                labels = np.full(len(views), entry.label)
-                for model in MODELS:
-                    models[model].train_step(views, labels)
+                learner.learn(number, digit, entry.label)
 
-    @staticmethod
-    def _assign(models: dict, source: dict) -> None:
-        # set_state keeps the live CNN object, so its traced tf.functions stay warm.
-        models["fnn"] = source["fnn"].copy()
-        models["cnn"].set_state(*source["cnn"].get_state())
-
-    def _models_at(self, target: int) -> dict:
-        """The retrained models as they were after entries 1..target: a checkpoint, then replay."""
-        start, models = 0, {"fnn": self.original["fnn"].copy(), "cnn": self.original["cnn"].copy()}
+    def _learner_at(self, target: int) -> Learner:
+        """The retrained models and memory as they were after entries 1..target: a checkpoint, then replay."""
+        learner = Learner(self.original["fnn"].copy(), self.original["cnn"].copy(), self.learner.replay)
+        start = 0
         restored = self._load_checkpoint(max_version=target)
         if restored is not None:
             start, files, _ = restored
-            models = {"fnn": FNN.from_bytes(files["fnn.npz"]), "cnn": CNN.from_bytes(files["cnn.npz"])}
+            learner = self._learner_from(files)
         for number in range(start + 1, target + 1):
-            self._advance(models, number, self.journal.read(number))
-        return models
+            self._advance(learner, number, self.journal.read(number))
+        return learner
+
+    def _learner_from(self, files: dict[str, bytes]) -> Learner:
+        """A Learner from a checkpoint's files; KeyError/ValueError/OSError if they are damaged."""
+        learner = Learner(FNN.from_bytes(files["fnn.npz"]), CNN.from_bytes(files["cnn.npz"]), self.learner.replay)
+        learner.restore_memory(files["memory.npz"])
+        return learner
 
     # --- checkpoints ---
 
     def _schedule_checkpoint(self) -> None:
         """Snapshot under the lock (milliseconds); serialise and write in the background."""
         version = self.version
-        fnn = self.retrained["fnn"].copy()
-        cnn_config, cnn_state = self.retrained["cnn"].config, self.retrained["cnn"].get_state()
+        fnn = self.learner.fnn.copy()
+        cnn_config, cnn_state = self.learner.cnn.config, self.learner.cnn.get_state()
+        memory = self.learner.memory_bytes()
         state = {
             "version": version,
             "fingerprint": self.fingerprint,
@@ -605,6 +702,7 @@ class DigitService:
             files = {
                 "fnn.npz": fnn.to_bytes(),
                 "cnn.npz": state_to_bytes(cnn_config, *cnn_state),
+                "memory.npz": memory,
                 "state.json": json.dumps(state).encode(),
             }
             try:
@@ -639,11 +737,10 @@ class DigitService:
             return
         number, files, state = restored
         try:
-            fnn, cnn = FNN.from_bytes(files["fnn.npz"]), CNN.from_bytes(files["cnn.npz"])
+            self.learner = self._learner_from(files)
         except (ValueError, KeyError, OSError) as error:
             logger.warning("checkpoint %d is damaged, replaying from the start: %s", number, error)
             return
-        self.retrained = {"fnn": fnn, "cnn": cnn}
         self.version = number
         self.label_counts = state["label_counts"]
         self.scores = [Score(**s) for s in state["scores"]]

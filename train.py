@@ -35,6 +35,7 @@ class TrainConfig:
     cnn_epochs: int = 40
     cnn_batch: int = 64
     cnn_learning_rate: float = 1e-3
+    replay_size: int = 2000  # MNIST digits shipped for online replay (models/replay.npz, ~1 MB)
 
 
 def prepare(images: np.ndarray) -> np.ndarray:
@@ -98,6 +99,16 @@ def train_cnn(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
     return model
 
 
+def write_replay(digits: np.ndarray, labels: np.ndarray, path: Path, config: TrainConfig) -> None:
+    """Ship a class-balanced sample of training digits that online steps replay against forgetting."""
+    rng = np.random.default_rng(config.seed)
+    per_class = config.replay_size // 10
+    picks = np.concatenate([rng.choice(np.flatnonzero(labels == d), per_class, replace=False) for d in range(10)])
+    picks = rng.permutation(picks)
+    images = np.rint(digits[picks] * 255).astype(np.uint8)
+    np.savez_compressed(path, images=images, labels=labels[picks].astype(np.uint8))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -106,7 +117,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("models"))
     parser.add_argument("--fnn-epochs", type=int, default=TrainConfig.fnn_epochs)
     parser.add_argument("--cnn-epochs", type=int, default=TrainConfig.cnn_epochs)
-    parser.add_argument("--only", choices=("fnn", "cnn"), help="train just one model")
+    parser.add_argument("--only", choices=("fnn", "cnn", "replay"), help="write just one model or the replay sample")
     args = parser.parse_args()
     config = TrainConfig(fnn_epochs=args.fnn_epochs, cnn_epochs=args.cnn_epochs)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -117,6 +128,8 @@ def main() -> None:
     val, fit = order[: config.validation_size], order[config.validation_size :]
     print(f"training on {len(fit)} digits, validating on {len(val)}", flush=True)
 
+    if args.only in (None, "replay"):
+        write_replay(digits[fit], labels[fit], args.out / "replay.npz", config)
     if args.only in (None, "fnn"):
         started = time.perf_counter()
         train_fnn(digits[fit], labels[fit], digits[val], labels[val], config).save(args.out / "fnn.npz")
@@ -126,10 +139,10 @@ def main() -> None:
         train_cnn(digits[fit], labels[fit], digits[val], labels[val], config).save(args.out / "cnn.npz")
         print(f"cnn trained in {time.perf_counter() - started:.0f} s", flush=True)
 
-    if (args.data / "t10k-images-idx3-ubyte.gz").exists():
+    if args.only != "replay" and (args.data / "t10k-images-idx3-ubyte.gz").exists():
         from evaluate import evaluate_models
 
-        evaluate_models(args.data, args.out)
+        evaluate_models(args.data, args.out, canvas=True)
 
 
 if __name__ == "__main__":

@@ -92,10 +92,17 @@ def test_bright_ink_on_dark_is_understood(mnist_test):
     assert np.abs(decode_digit(to_data_url(dark))[0] - decode_digit(to_data_url(light))[0]).max() < 0.05
 
 
-def test_rendered_mnist_digit_round_trips(mnist_test):
+@pytest.mark.parametrize(
+    ("size", "fmt", "transparent"), [(200, "PNG", False), (280, "PNG", True), (400, "PNG", False), (280, "JPEG", False)]
+)
+def test_rendered_mnist_digit_round_trips(mnist_test, size, fmt, transparent):
+    """A t10k digit drawn on a browser canvas comes back within a few grey levels of the original."""
     images, _ = mnist_test
-    errors = [np.abs(decode_digit(to_data_url(canvas_of(image)))[0] - image / 255.0).mean() for image in images[:20]]
-    assert np.mean(errors) < 8 / 255  # grey levels per pixel, on average
+    errors = [
+        np.abs(decode_digit(to_data_url(canvas_of(image, size, transparent), fmt))[0] - image / 255.0).mean() * 255
+        for image in images[:50]
+    ]
+    assert np.median(errors) < 7 and np.mean(errors) < 8  # grey levels per pixel
 
 
 @pytest.mark.parametrize(

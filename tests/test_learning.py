@@ -1,0 +1,75 @@
+"""The online recipe: what one step trains on, and that replicas applying the same entries agree."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import ROOT
+
+from conv_net import CNN
+from functions import Learner, Recipe, load_replay, preprocess
+from two_layer_net import FNN
+
+MODELS = ROOT / "models"
+
+
+def learner(recipe: Recipe = Recipe()) -> Learner:
+    return Learner(
+        FNN.load(MODELS / "fnn.npz"), CNN.load(MODELS / "cnn.npz"), load_replay(MODELS / "replay.npz"), recipe
+    )
+
+
+def digit(seed: int) -> np.ndarray:
+    ink = np.zeros((100, 100), dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    top, left = rng.integers(5, 40, 2)
+    ink[top : top + 50, left : left + 12] = 1.0
+    return preprocess(ink)
+
+
+def test_shipped_replay_sample_is_small_and_balanced():
+    images, labels = load_replay(MODELS / "replay.npz")
+    assert images.dtype == np.uint8 and images.shape[1:] == (28, 28)
+    assert np.bincount(labels, minlength=10).min() >= 100
+    assert (MODELS / "replay.npz").stat().st_size < 2 * 1024 * 1024
+
+
+def test_batch_mixes_views_memory_and_mnist():
+    recipe = Recipe(fnn_mnist_replay=40, cnn_mnist_replay=10, user_replay=5)
+    model = learner(recipe)
+    images, labels = model.batch(1, digit(1), 3)
+    assert images.shape == (24 + 40, 28, 28) and (labels[:24] == 3).all()  # no memory yet
+    for n in range(2, 9):
+        model.learn(n, digit(n), n % 10)
+    images, labels = model.batch(9, digit(9), 4)
+    assert images.shape == (24 + 5 + 40, 28, 28) and images.dtype == np.float32
+    assert set(labels[24:29]) <= {n % 10 for n in range(2, 9)}
+    assert np.array_equal(model.batch(9, digit(9), 4)[0], images)  # seeded by the entry number
+
+
+def test_replicas_applying_the_same_entries_agree_exactly():
+    first, second = learner(), learner()
+    for n in range(1, 6):
+        first.learn(n, digit(n), 1)
+    checkpointed = learner()
+    checkpointed.take(first)
+    for n in range(1, 6):
+        second.learn(n, digit(n), 1)
+    for n in range(6, 9):
+        first.learn(n, digit(n), 7)
+        second.learn(n, digit(n), 7)
+        checkpointed.learn(n, digit(n), 7)
+    probe = np.stack([digit(n) for n in range(20, 24)])
+    for model in ("fnn", "cnn"):
+        expected = first.models[model].predict_proba(probe)
+        assert np.array_equal(second.models[model].predict_proba(probe), expected)
+        assert np.array_equal(checkpointed.models[model].predict_proba(probe), expected)
+
+
+def test_memory_survives_a_checkpoint():
+    model = learner()
+    for n in range(1, 4):
+        model.learn(n, digit(n), n)
+    restored = learner()
+    restored.restore_memory(model.memory_bytes())
+    assert [label for _, label in restored.memory] == [1, 2, 3]
+    assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(restored.memory, model.memory, strict=True))
