@@ -1,0 +1,152 @@
+"""Serve the app exactly as Heroku does (the Procfile's `web:` command) and measure it.
+
+    python bench/serve.py [--workers 2] [--requests 400]
+
+Prints: boot time to the first healthy answer; /healthz p50 (the floor); /api/predict p50/p99 alone
+and with 8 concurrent clients, and throughput; /api/train p50/p99; predict p99 while training traffic
+runs alongside; resident memory of all the server's processes. Drawings are t10k digits rendered as
+the browser sends them (PNG data URLs of a 280x280 canvas). Loopback only, bounded in requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from server import Server  # noqa: E402
+
+from canvas import canvas_of, to_data_url  # noqa: E402
+from mnist import load_split  # noqa: E402
+
+
+class Client:
+    """One keep-alive HTTP connection, as a browser tab holds."""
+
+    def __init__(self, port: int):
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, float]:
+        payload = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if payload else {}
+        started = time.perf_counter()
+        self.connection.request(method, path, body=payload, headers=headers)
+        response = self.connection.getresponse()
+        response.read()
+        return response.status, (time.perf_counter() - started) * 1000
+
+
+def percentiles(latencies: list[float]) -> str:
+    p50, p99 = np.percentile(latencies, [50, 99])
+    return f"p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   (n={len(latencies)})"
+
+
+def sequential(port: int, method: str, path: str, bodies: list[dict | None], n: int) -> list[float]:
+    client = Client(port)
+    latencies = []
+    for i in range(n):
+        status, ms = client.call(method, path, bodies[i % len(bodies)])
+        assert status == 200, (path, status)
+        latencies.append(ms)
+    return latencies
+
+
+def concurrent(port: int, path: str, bodies: list[dict], n_clients: int, per_client: int) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def run(offset: int) -> None:
+        mine = sequential(port, "POST", path, bodies[offset:] + bodies[:offset], per_client)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=run, args=(i * 7,)) for i in range(n_clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, len(latencies) / (time.perf_counter() - started)
+
+
+def resident_mb(pgid: int) -> float:
+    """Total RSS of every process in the server's process group (master and workers)."""
+    total_kb = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.getpgid(int(pid)) != pgid:
+                continue
+            status = Path(f"/proc/{pid}/status").read_text()
+        except (OSError, ProcessLookupError):
+            continue
+        total_kb += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return total_kb / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", default="2", help="WEB_CONCURRENCY, as Heroku sets it")
+    parser.add_argument("--requests", type=int, default=400, help="requests per latency measurement")
+    args = parser.parse_args()
+
+    images, labels = load_split(ROOT.parent / "shared" / "data" / "mnist", "t10k")
+    drawings = [to_data_url(canvas_of(image)) for image in images[:64]]
+    predict_bodies = [{"image": d} for d in drawings]
+    train_bodies = [{"image": d, "label": int(y)} for d, y in zip(drawings, labels[:64], strict=True)]
+
+    with tempfile.TemporaryDirectory() as store:
+        env = {"WEB_CONCURRENCY": args.workers, "STORAGE_URL": store, "RATE_LIMITS": "off"}
+        started = time.perf_counter()
+        server = Server(env)
+        try:
+            server.wait_healthy()
+            print(
+                f"boot to first healthy answer: {time.perf_counter() - started:.1f} s (WEB_CONCURRENCY={args.workers})"
+            )
+            port = server.port
+            # Warm every worker (first requests trace the TensorFlow functions).
+            concurrent(port, "/api/predict", predict_bodies, 8, 5)
+            floor = sequential(port, "GET", "/healthz", [None], args.requests)
+            print(f"GET /healthz (floor):          {percentiles(floor)}")
+            alone = sequential(port, "POST", "/api/predict", predict_bodies, args.requests)
+            print(f"POST /api/predict, 1 client:   {percentiles(alone)}")
+            latencies, throughput = concurrent(port, "/api/predict", predict_bodies, 8, args.requests // 4)
+            print(f"POST /api/predict, 8 clients:  {percentiles(latencies)}   {throughput:.0f} predictions/s")
+            trains = sequential(port, "POST", "/api/train", train_bodies, args.requests // 4)
+            print(f"POST /api/train, 1 client:     {percentiles(trains)}")
+
+            stop = threading.Event()
+
+            def train_traffic() -> None:
+                client = Client(port)
+                i = 0
+                while not stop.is_set():
+                    client.call("POST", "/api/train", train_bodies[i % len(train_bodies)])
+                    i += 1
+
+            trainer = threading.Thread(target=train_traffic)
+            trainer.start()
+            try:
+                latencies, throughput = concurrent(port, "/api/predict", predict_bodies, 4, args.requests // 4)
+            finally:
+                stop.set()
+                trainer.join()
+            print(f"POST /api/predict, 4 clients while training: {percentiles(latencies)}   {throughput:.0f}/s")
+            print(f"resident memory, all server processes: {resident_mb(server.process.pid):.0f} MB")
+        finally:
+            server.kill()
+
+
+if __name__ == "__main__":
+    main()
