@@ -19,7 +19,9 @@ import threading
 import time
 import warnings
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -436,7 +438,14 @@ class DigitService:
         self.label_counts = [0] * 10
         self.scores: list[Score] = []
         self.recent: deque[dict] = deque(maxlen=RECENT_SAMPLES)
+        # Writers (applying entries, training) hold _lock; readers never wait for them. Readers use a
+        # published snapshot of the retrained models, which a writer refreshes in about a millisecond.
         self._lock = threading.RLock()
+        self._serving = ReadWriteLock()
+        self._served_fnn = self.learner.fnn.copy()
+        self._served_cnn = cnn.copy()
+        self._served_version = 0
+        self._served_health: dict = {"status": "ok", "model_version": 0, "degraded": []}
         self._last_sync = 0.0
         self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
 
@@ -450,6 +459,7 @@ class DigitService:
         service = cls(config, journal, fnn, cnn, load_replay(config.models_dir / "replay.npz"), metrics)
         service._restore()
         service.sync(force=True)
+        service._publish()
         return service
 
     # --- reading ---
@@ -457,9 +467,9 @@ class DigitService:
     def predict(self, digit: np.ndarray) -> dict:
         """All four models' top-3 for one (28, 28) digit, and the answer rule's verdict."""
         self.sync_quietly()
-        with self._lock:
-            probs = self._probabilities(digit)
-            version = self.version
+        with self._serving.reading():
+            probs = self._probabilities(digit, {"fnn": self._served_fnn, "cnn": self._served_cnn})
+            version = self._served_version
         answer, message = select_answer(probs["fnn.retrained"], probs["cnn.retrained"])
         return {
             "answer": answer,
@@ -490,11 +500,11 @@ class DigitService:
             "cnn_layers": layers,
         }
 
-    def _probabilities(self, digit: np.ndarray) -> dict[str, np.ndarray]:
+    def _probabilities(self, digit: np.ndarray, retrained: dict) -> dict[str, np.ndarray]:
         batch = digit[None]
         return {
             f"{model}.{variant}": models[model].predict_proba(batch)[0]
-            for variant, models in (("original", self.original), ("retrained", self.learner.models))
+            for variant, models in (("original", self.original), ("retrained", retrained))
             for model in MODELS
         }
 
@@ -534,14 +544,8 @@ class DigitService:
         }
 
     def health(self) -> dict:
-        with self._lock:
-            scores = list(self.scores[-RECENT:])
-            version = self.version
-        accuracy = {
-            m: {v: {"recent": recent_accuracy(scores, f"{m}.{v}"), "n_scored": len(scores)} for v in VARIANTS}
-            for m in MODELS
-        }
-        return {"status": "ok", "model_version": version, "degraded": degraded_models(accuracy)}
+        """Status, served model version, and degraded retrained models: no lock, no storage."""
+        return self._served_health
 
     def recent_samples(self) -> list[dict]:
         """The latest labelled drawings, newest first."""
@@ -564,9 +568,9 @@ class DigitService:
     ) -> dict:
         """Store a labelled drawing durably, apply it to the retrained models, return what they now say."""
         number = self._append(Entry("train", label, self.journal.store_drawing(png), source, strokes=strokes), digit)
-        with self._lock:
-            probs = self._probabilities(digit)
-            version = self.version
+        with self._serving.reading():
+            probs = self._probabilities(digit, {"fnn": self._served_fnn, "cnn": self._served_cnn})
+            version = self._served_version
         return {
             "sample_id": f"{number:010d}",
             "model_version": version,
@@ -600,26 +604,49 @@ class DigitService:
                 number = self.version + 1
                 if self.journal.try_append(number, entry):
                     self._apply(number, entry, digit)
+                    self._publish()
                     return number
             raise StorageError("could not claim a log entry: the log keeps moving")
 
     def sync_quietly(self) -> None:
-        """Catch up if the store answers; predictions go on from the models in memory if it does not."""
+        """Catch up if nobody else is writing and the store answers; predictions never wait for it."""
+        if time.monotonic() - self._last_sync < self.config.sync_interval or not self._lock.acquire(blocking=False):
+            return  # recently synced, or a writer is busy and will publish what it applies
         try:
             self.sync()
         except StorageError as error:
             logger.warning("catch-up skipped, storage unavailable: %s", error)
+        finally:
+            self._lock.release()
 
     def sync(self, force: bool = False) -> None:
         """Apply entries other processes appended; throttled unless forced (cheap listing)."""
         if not force and time.monotonic() - self._last_sync < self.config.sync_interval:
             return
         with self._lock:
+            applied = False
             for number in self.journal.numbers_after(self.version):
                 if number != self.version + 1:
                     break  # a gap is a writer mid-claim: wait rather than apply out of order
                 self._apply(number, self.journal.read(number))
+                applied = True
             self._last_sync = time.monotonic()
+            if applied:
+                self._publish()
+
+    def _publish(self) -> None:
+        """Let readers see the learner's current models (called by writers, under _lock)."""
+        fnn, weights = self.learner.fnn.copy(), self.learner.cnn.model.get_weights()
+        scores = self.scores[-RECENT:]
+        accuracy = {
+            m: {v: {"recent": recent_accuracy(scores, f"{m}.{v}"), "n_scored": len(scores)} for v in VARIANTS}
+            for m in MODELS
+        }
+        with self._serving.writing():
+            self._served_cnn.model.set_weights(weights)
+            self._served_fnn = fnn
+            self._served_version = self.version
+        self._served_health = {"status": "ok", "model_version": self.version, "degraded": degraded_models(accuracy)}
 
     def _apply(self, number: int, entry: Entry | None, digit: np.ndarray | None = None) -> None:
         """Apply entry `number` live: score it, count it, step the models, advance the version.
@@ -634,7 +661,7 @@ class DigitService:
         if entry is not None and entry.kind == "train":
             digit = digit if digit is not None else self._load_digit(entry)
             if digit is not None:
-                probs = self._probabilities(digit)
+                probs = self._probabilities(digit, self.learner.models)
                 self.scores.append(Score(number, entry.label, {name: int(p.argmax()) for name, p in probs.items()}))
         self._advance(self.learner, number, entry, digit)
         self.version = number
@@ -746,6 +773,31 @@ class DigitService:
         self.scores = [Score(**s) for s in state["scores"]]
         self.recent.extend(state.get("recent", []))
         logger.info("restored checkpoint %d", number)
+
+
+class ReadWriteLock:
+    """Many readers at once, or one writer: predictions run in parallel, a model swap excludes them."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._readers = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._condition:
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._readers -= 1
+                self._condition.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._condition:
+            self._condition.wait_for(lambda: self._readers == 0)
+            yield
 
 
 def recent_accuracy(scores: list[Score], name: str) -> float | None:
