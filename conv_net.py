@@ -33,7 +33,7 @@ class CNNConfig:
     conv_filters: tuple[int, int] = (32, 64)
     dense_units: int = 128
     dropout: float = 0.4
-    # Online steps: plain SGD with momentum; a small rate so one drawing nudges, never rewrites.
+    # Online steps: SGD with momentum. The service sets its own rate (functions.Recipe).
     learning_rate: float = 0.01
     momentum: float = 0.5
 
@@ -85,6 +85,10 @@ class CNN:
         grads = tape.gradient(loss, self.model.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
         return loss
+
+    def set_learning_rate(self, rate: float) -> None:
+        """The online step's rate: set by whoever drives the learning, not stored in weight files."""
+        self.optimizer.learning_rate.assign(rate)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """(n, 28, 28) -> (n, 10), rows sum to 1."""

@@ -19,8 +19,7 @@ class FNNConfig:
     n_input: int = 784
     n_hidden: int = 100
     n_output: int = 10
-    # Online steps see one drawing (24 augmented views) at a time; a small rate keeps one user's
-    # correction from overwriting what MNIST taught.
+    # Default step size; the service passes its own online rate (functions.Recipe).
     learning_rate: float = 0.05
     momentum: float = 0.5
     l2: float = 1e-4
