@@ -6,8 +6,30 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from limits import parse_many
+
 ROOT = Path(__file__).resolve().parent
-DEFAULT_RATE_LIMITS = "predict=60/minute;train=20/minute"
+# Per client address. A person clicks "predict" and labels a drawing every few seconds at most;
+# admin routes are for one operator, and their limit slows token guessing.
+DEFAULT_RATE_LIMITS = "predict=60/minute;train=20/minute;admin=10/minute"
+RATE_LIMIT_KINDS = ("predict", "train", "admin")
+
+
+def parse_rate_limits(text: str) -> dict[str, str]:
+    """RATE_LIMITS -> {kind: limit}: 'predict=60/minute;train=5/second,20/minute' (kinds separated by ';',
+    several limits of one kind by ','). Kinds not named keep their default; 'off' for a kind lifts its limit,
+    'off' alone lifts them all. ValueError for an unknown kind or a limit that does not parse."""
+    if text.strip().lower() == "off":
+        return {}
+    limits = dict(item.split("=", 1) for item in DEFAULT_RATE_LIMITS.split(";"))
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        kind, _, value = (part.strip() for part in item.partition("="))
+        if kind not in RATE_LIMIT_KINDS or not value:
+            raise ValueError(f"RATE_LIMITS: expected kind=limit with kind one of {RATE_LIMIT_KINDS}, got {item!r}")
+        if value.lower() != "off":
+            parse_many(value)  # ValueError with the reason if it does not parse
+        limits[kind] = value
+    return {kind: value for kind, value in limits.items() if value.lower() != "off"}
 
 
 @dataclass(frozen=True)
@@ -23,8 +45,24 @@ class Config:
     checkpoint_every: int = 50
     # How often a process looks for entries that other processes appended (seconds).
     sync_interval: float = 1.0
+    # Per-client limits by kind of route (see parse_rate_limits); "off" for load tests.
     rate_limits: str = DEFAULT_RATE_LIMITS
+    # How many proxies in front of the app append to X-Forwarded-For (and set X-Forwarded-Proto): their
+    # last hops name the client. 1 behind Heroku's router (the default when Heroku's DYNO is set); 0 when
+    # clients connect directly, and the headers, which anyone can send, are ignored.
+    trusted_proxies: int = 0
+    # Origins allowed to call the original apps' routes (/hook, /hook2, /hook3, /estimate), comma-separated.
     cors_origins: str = "*"
+
+    def __post_init__(self) -> None:
+        parse_rate_limits(self.rate_limits)  # a typo fails at boot, not as an unlimited service
+        if self.trusted_proxies < 0:
+            raise ValueError("TRUSTED_PROXIES must be 0 or more")
+
+    @property
+    def request_limits(self) -> dict[str, str]:
+        """{"predict": "60/minute", ...}: the kinds of route that are limited, and how."""
+        return parse_rate_limits(self.rate_limits)
 
     @classmethod
     def from_env(cls) -> Config:
@@ -38,5 +76,6 @@ class Config:
             checkpoint_every=int(env.get("CHECKPOINT_EVERY") or defaults.checkpoint_every),
             sync_interval=float(env.get("SYNC_INTERVAL") or defaults.sync_interval),
             rate_limits=env.get("RATE_LIMITS") or defaults.rate_limits,
+            trusted_proxies=int(env.get("TRUSTED_PROXIES") or (1 if env.get("DYNO") else 0)),
             cors_origins=env.get("CORS_ORIGINS") or defaults.cors_origins,
         )

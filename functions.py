@@ -474,6 +474,10 @@ class DigitService:
     def predict(self, digit: np.ndarray) -> dict:
         """All four models' top-3 for one (28, 28) digit, and the answer rule's verdict."""
         self.sync_quietly()
+        return self._read(digit)
+
+    def _read(self, digit: np.ndarray) -> dict:
+        """What the served models say of `digit` now: the answer rule's verdict and each model's top-3."""
         with self._serving.reading():
             probs = self._probabilities(digit, {"fnn": self._served_fnn, "cnn": self._served_cnn})
             version = self._served_version
@@ -489,10 +493,10 @@ class DigitService:
     def internals(self, digit: np.ndarray, channels: int = 16) -> dict:
         """What the retrained models compute inside for one digit: FNN hidden units, CNN feature maps."""
         self.sync_quietly()
-        with self._lock:
-            hidden = self.learner.fnn.hidden_activations(digit[None])[0]
-            maps = self.learner.cnn.feature_maps(digit[None])
-            version = self.version
+        with self._serving.reading():  # the served snapshot, like predict: never waits for a training step
+            hidden = self._served_fnn.hidden_activations(digit[None])[0]
+            maps = self._served_cnn.feature_maps(digit[None])
+            version = self._served_version
         layers = []
         for name, activation in maps:
             activation = activation[0][..., :channels]
@@ -575,15 +579,7 @@ class DigitService:
     ) -> dict:
         """Store a labelled drawing durably, apply it to the retrained models, return what they now say."""
         number = self._append(Entry("train", label, self.journal.store_drawing(png), source, strokes=strokes), digit)
-        with self._serving.reading():
-            probs = self._probabilities(digit, {"fnn": self._served_fnn, "cnn": self._served_cnn})
-            version = self._served_version
-        return {
-            "sample_id": f"{number:010d}",
-            "model_version": version,
-            "predictions": self._shape(probs),
-            "preprocessed": to_pixels(digit),
-        }
+        return {"sample_id": f"{number:010d}", **self._read(digit)}
 
     def collect(self, png: bytes, label: int, source: str) -> str:
         """Store a labelled drawing without learning from it; returns its image's file name."""

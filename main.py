@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request, url_for
-from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
 from config import Config
@@ -19,10 +19,10 @@ from functions import (
     legacy_top3,
     parse_label,
 )
+from security import install_security
 from storage import StorageError
 
 MAX_STROKE_POINTS = 20_000
-LEGACY_ROUTES = r"/(hook|hook2|hook3|estimate)"
 
 routes = Blueprint("routes", __name__)
 
@@ -36,9 +36,11 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["MAX_FORM_MEMORY_SIZE"] = config.max_request_bytes
     app.extensions["digits"] = DigitService.open(config)
     app.extensions["config"] = config
-    # The original apps' clients post from other origins; everything else is same-origin only.
-    CORS(app, resources={LEGACY_ROUTES: {"origins": config.cors_origins.split(",")}})
+    install_security(app, config)
     app.register_blueprint(routes)
+    from dataset import dataset_routes  # here, not at the top: dataset's views reuse require_admin from this module
+
+    app.register_blueprint(dataset_routes)
     app.register_error_handler(InputError, lambda e: error_response(e.code, e.message, e.status))
     app.register_error_handler(StorageError, storage_unavailable)
     app.register_error_handler(HTTPException, http_error)
@@ -66,7 +68,10 @@ def http_error(error: HTTPException) -> tuple[Response, int]:
 
 
 def json_body() -> dict:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nesting deeper than the parser's stack: not a body this API takes
+        body = None
     if not isinstance(body, dict):
         raise InputError("invalid_json", "Send a JSON object with Content-Type: application/json.")
     return body
@@ -90,13 +95,16 @@ def parse_strokes(value: object) -> list | None:
     if len(points) > MAX_STROKE_POINTS:
         raise InputError("invalid_strokes", f"At most {MAX_STROKE_POINTS} stroke points are kept.")
     for point in points:
-        if not (
-            isinstance(point, list)
-            and len(point) == 3
-            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in point)
-        ):
+        if not (isinstance(point, list) and len(point) == 3 and all(is_finite_number(v) for v in point)):
             raise InputError("invalid_strokes", message)
     return value
+
+
+def is_finite_number(value: object) -> bool:
+    """An int or a finite float, not a bool: Python's JSON parser also reads NaN and Infinity."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
 
 
 # --- pages ----------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def held_out_accuracy(models: dict, digits: np.ndarray, labels: np.ndarray) -> d
 def run_stream(name: str, n: int, digits: np.ndarray, labels: np.ndarray) -> dict:
     drawings = stream(name, n)
     with tempfile.TemporaryDirectory() as store:
-        app = create_app(Config(storage_url=store, checkpoint_every=100_000))
+        app = create_app(Config(storage_url=store, checkpoint_every=100_000, rate_limits="off"))
         client = app.test_client()
         service = app.extensions["digits"]
         before = held_out_accuracy(service.learner.models, digits, labels)

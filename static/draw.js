@@ -1,189 +1,245 @@
-// Draw page: Pointer Events drawing (mouse, pen, touch), predict, and label to train.
-"use strict";
+// Draw page: draw, predict (on demand or live), label to train, and a data-collection mode.
 
-const canvas = document.getElementById("canvas");
-const ctx = canvas.getContext("2d");
-const answerEl = document.getElementById("answer");
-const messageEl = document.getElementById("message");
-const statusEl = document.getElementById("status");
-const versionEl = document.getElementById("version");
+import { requestJSON } from "./api.js";
+import { DrawingPad, bindKeys } from "./pad.js";
+import { paintBlank, paintGrid } from "./pixels.js";
 
-let strokes = []; // [[[x, y, t_ms], ...], ...] in CSS pixels, as Quick, Draw! keeps them
-let current = null;
-let startTime = 0;
+const LIVE_DELAY_MS = 350; // pause in drawing before a live prediction: one request per pause, not per point
+const DEFAULT_PROMPT = "One digit, 0 to 9, filling the box.";
 
-function resizeCanvas() {
-  // Back the canvas with device pixels so lines stay crisp on high-DPI screens.
-  const ratio = window.devicePixelRatio || 1;
-  const size = canvas.getBoundingClientRect().width;
-  canvas.width = Math.round(size * ratio);
-  canvas.height = Math.round(size * ratio);
-  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-  redraw();
-}
+const $ = (selector) => document.querySelector(selector);
+const answerEl = $("#answer");
+const messageEl = $("#message");
+const statusEl = $("#status");
+const versionEl = $("#version");
+const degradedEl = $("#degraded");
+const promptEl = $("#prompt");
+const preview = $("#preview");
+const liveToggle = $("#live");
+const collectToggle = $("#collect");
+const labelButtons = [...document.querySelectorAll("[data-label]")];
+const lists = [...document.querySelectorAll(".top3")];
 
-function lineWidth() {
-  // About a fourteenth of the pad: MNIST-like stroke weight at any canvas size.
-  return canvas.getBoundingClientRect().width / 14;
-}
+let liveTimer = 0;
+let pendingPredict = null; // AbortController of the prediction in flight, if any
+let resultNumber = 0; // a later request's result always wins over an earlier one's
+let training = false;
+let wanted = null; // the digit collection mode asks for
 
-function redraw() {
-  const size = canvas.getBoundingClientRect().width;
-  ctx.fillStyle = "#fff";
-  ctx.fillRect(0, 0, size, size);
-  ctx.strokeStyle = "#000";
-  ctx.fillStyle = "#000";
-  ctx.lineCap = "round";
-  ctx.lineJoin = "round";
-  ctx.lineWidth = lineWidth();
-  for (const stroke of strokes) drawStroke(stroke);
-}
-
-function drawStroke(stroke) {
-  if (stroke.length === 1) {
-    ctx.beginPath();
-    ctx.arc(stroke[0][0], stroke[0][1], ctx.lineWidth / 2, 0, 2 * Math.PI);
-    ctx.fill();
-    return;
-  }
-  ctx.beginPath();
-  ctx.moveTo(stroke[0][0], stroke[0][1]);
-  for (const [x, y] of stroke.slice(1)) ctx.lineTo(x, y);
-  ctx.stroke();
-}
-
-function point(event) {
-  const rect = canvas.getBoundingClientRect();
-  if (!strokes.length && !current) startTime = performance.now();
-  return [
-    Math.round((event.clientX - rect.left) * 10) / 10,
-    Math.round((event.clientY - rect.top) * 10) / 10,
-    Math.round(performance.now() - startTime),
-  ];
-}
-
-canvas.addEventListener("pointerdown", (event) => {
-  event.preventDefault();
-  canvas.setPointerCapture(event.pointerId);
-  current = [point(event)];
-  strokes.push(current);
-  redraw();
+const pad = new DrawingPad($("#canvas"), {
+  onNewDrawing: showNothing,
+  onChange() {
+    clearTimeout(liveTimer);
+    if (liveToggle.checked && !pad.isEmpty()) liveTimer = setTimeout(() => predict({ live: true }), LIVE_DELAY_MS);
+  },
 });
-canvas.addEventListener("pointermove", (event) => {
-  if (!current) return;
-  event.preventDefault();
-  current.push(point(event));
-  redraw();
-});
-for (const type of ["pointerup", "pointercancel"]) {
-  canvas.addEventListener(type, () => {
-    current = null;
-  });
-}
-
-function isEmpty() {
-  return strokes.length === 0;
-}
-
-function clearAll() {
-  strokes = [];
-  current = null;
-  redraw();
-  answerEl.textContent = "?";
-  messageEl.textContent = "";
-  statusEl.textContent = "";
-  for (const list of document.querySelectorAll(".top3")) list.replaceChildren();
-}
 
 function undo() {
-  strokes.pop();
-  redraw();
+  pad.undo();
+  if (pad.isEmpty()) showNothing();
 }
 
-async function post(url, body) {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  const data = await response.json().catch(() => ({ message: `The server answered ${response.status}.` }));
-  if (!response.ok) throw new Error(data.message || `The server answered ${response.status}.`);
-  return data;
+function clear() {
+  pad.clear();
+  showNothing();
 }
 
-function showPredictions(predictions) {
-  for (const list of document.querySelectorAll(".top3")) {
-    const top = predictions[list.dataset.model][list.dataset.variant];
-    list.replaceChildren(
-      ...top.map(({ digit, probability }) => {
-        const item = document.createElement("li");
-        const bar = document.createElement("span");
-        bar.className = "bar";
-        bar.style.width = `${(probability * 100).toFixed(1)}%`;
-        const text = document.createElement("span");
-        text.className = "text";
-        text.textContent = `${digit}  ${(probability * 100).toFixed(1)}%`;
-        item.append(bar, text);
-        return item;
-      }),
-    );
+// --- showing results --------------------------------------------------------------------------------
+
+function percent(probability) {
+  return probability > 0 && probability < 0.0005 ? "<0.1%" : `${(probability * 100).toFixed(1)}%`;
+}
+
+function guessRow(guess) {
+  const item = document.createElement("li");
+  const digit = document.createElement("span");
+  digit.className = "digit";
+  const track = document.createElement("span");
+  track.className = "track";
+  const fill = document.createElement("span");
+  fill.className = "fill";
+  track.append(fill);
+  const value = document.createElement("span");
+  value.className = "pct";
+  if (guess) {
+    digit.textContent = String(guess.digit);
+    fill.style.width = `${guess.probability * 100}%`;
+    value.textContent = percent(guess.probability);
+  } else {
+    item.className = "empty";
+    digit.textContent = "–";
+    value.textContent = "";
+  }
+  item.append(digit, track, value);
+  return item;
+}
+
+function showPredictions(predictions, { learned = false } = {}) {
+  for (const list of lists) {
+    const top = predictions ? predictions[list.dataset.model][list.dataset.variant] : [];
+    list.replaceChildren(...[0, 1, 2].map((i) => guessRow(top[i])));
+    list.closest(".model").classList.toggle("updated", learned && list.dataset.variant === "retrained");
   }
 }
 
-async function predict() {
-  if (isEmpty()) {
-    answerEl.textContent = "?";
-    messageEl.textContent = "Nothing is drawn: draw a digit first.";
+function showPreview(pixels) {
+  if (pixels) paintGrid(preview, pixels);
+  else paintBlank(preview, 28, 28);
+}
+
+function showVersion(version) {
+  if (Number.isInteger(version)) versionEl.textContent = String(version);
+}
+
+function showNothing() {
+  resultNumber += 1;
+  answerEl.textContent = "?";
+  answerEl.classList.remove("unsure");
+  messageEl.textContent = "";
+  showPredictions(null);
+  showPreview(null);
+}
+
+function showAnswer(result) {
+  const known = result.answer !== null && result.answer !== undefined;
+  answerEl.textContent = known ? String(result.answer) : "?";
+  answerEl.classList.toggle("unsure", !known);
+  messageEl.textContent = typeof result.message === "string" ? result.message : "";
+  messageEl.classList.remove("error");
+}
+
+function showError(element, error) {
+  element.textContent = error.message;
+  element.classList.add("error");
+}
+
+// --- predicting and training -------------------------------------------------------------------------
+
+async function predict({ live = false } = {}) {
+  clearTimeout(liveTimer);
+  if (pad.isEmpty()) {
+    if (!live) {
+      showNothing();
+      messageEl.textContent = "Nothing is drawn: draw a digit first.";
+    }
     return;
   }
-  statusEl.textContent = "";
+  if (pendingPredict) pendingPredict.abort();
+  const controller = new AbortController();
+  pendingPredict = controller;
+  const number = ++resultNumber;
   try {
-    const result = await post("/api/predict", { image: canvas.toDataURL("image/png") });
-    answerEl.textContent = result.answer === null ? "?" : String(result.answer);
-    messageEl.textContent = result.message;
-    versionEl.textContent = String(result.model_version);
+    const result = await requestJSON("/api/predict", { body: { image: pad.toDataURL() }, signal: controller.signal });
+    if (number !== resultNumber) return;
+    showAnswer(result);
     showPredictions(result.predictions);
+    showPreview(result.preprocessed);
+    showVersion(result.model_version);
   } catch (error) {
-    messageEl.textContent = error.message;
+    if (error.name === "AbortError" || number !== resultNumber) return;
+    answerEl.textContent = "?";
+    showPredictions(null);
+    showPreview(null);
+    showError(messageEl, error);
+  } finally {
+    if (pendingPredict === controller) pendingPredict = null;
   }
+}
+
+function setTraining(busy) {
+  training = busy;
+  for (const button of labelButtons) button.setAttribute("aria-disabled", String(busy));
+  $(".label").setAttribute("aria-busy", String(busy));
 }
 
 async function label(digit) {
-  if (isEmpty()) {
-    statusEl.textContent = "Draw a digit first, then tell us what it is.";
+  if (training) return;
+  if (pad.isEmpty()) {
+    statusEl.classList.remove("error");
+    statusEl.textContent = "Draw a digit first, then tell us which one it is.";
     return;
   }
+  clearTimeout(liveTimer);
+  if (pendingPredict) pendingPredict.abort();
+  const number = ++resultNumber;
+  setTraining(true);
+  statusEl.classList.remove("error");
   statusEl.textContent = `Learning that this is a ${digit}…`;
   try {
-    const result = await post("/api/train", { image: canvas.toDataURL("image/png"), label: digit, strokes });
-    versionEl.textContent = String(result.model_version);
-    showPredictions(result.predictions);
-    statusEl.textContent = `Thanks! Stored as a ${digit}; the retrained models are now at version ${result.model_version}.`;
+    const result = await requestJSON("/api/train", {
+      body: { image: pad.toDataURL(), label: digit, strokes: pad.strokesForUpload() },
+    });
+    showVersion(result.model_version);
+    if (number === resultNumber) {
+      if ("answer" in result) showAnswer(result);
+      showPredictions(result.predictions, { learned: true });
+      showPreview(result.preprocessed);
+    }
+    const learnt = `Thanks! Learned that this is a ${digit}; now at version ${result.model_version}.`;
+    if (collectToggle.checked) {
+      pad.clear();
+      statusEl.textContent = learnt;
+      await askForNextDigit();
+      statusEl.textContent = `${learnt} Next, draw a ${wanted}.`;
+    } else {
+      pad.startFreshOnNextStroke();
+      statusEl.textContent = `${learnt} Draw again for a new digit.`;
+    }
   } catch (error) {
-    statusEl.textContent = error.message;
+    showError(statusEl, error);
+  } finally {
+    setTraining(false);
   }
 }
 
-document.getElementById("predict").addEventListener("click", predict);
-document.getElementById("clear").addEventListener("click", clearAll);
-document.getElementById("undo").addEventListener("click", undo);
-for (const button of document.querySelectorAll("[data-label]")) {
-  button.addEventListener("click", () => label(Number(button.dataset.label)));
+// --- collection mode: ask for the digits with the fewest drawings ---------------------------------------
+
+/** Ask for one of the digits with the fewest labelled drawings (not the same one twice in a row). */
+async function askForNextDigit() {
+  const counts = (await requestJSON("/api/stats")).samples.per_label;
+  const numbers = labelButtons.map((button) => counts[button.dataset.label] ?? 0);
+  const fewest = Math.min(...numbers);
+  let candidates = numbers.flatMap((count, digit) => (count === fewest ? [digit] : []));
+  if (candidates.length > 1) candidates = candidates.filter((digit) => digit !== wanted);
+  showWanted(candidates[Math.floor(Math.random() * candidates.length)]);
 }
-document.addEventListener("keydown", (event) => {
-  if (event.target instanceof HTMLInputElement) return;
-  if (event.key === "Enter") predict();
-  else if (event.key === "Backspace") undo();
-  else if (event.key === "Escape") clearAll();
-  else if (/^[0-9]$/.test(event.key)) label(Number(event.key));
-  else return;
-  event.preventDefault();
+
+function showWanted(digit) {
+  wanted = digit;
+  for (const button of labelButtons) button.classList.toggle("wanted", Number(button.dataset.label) === digit);
+  promptEl.classList.toggle("asking", digit !== null);
+  promptEl.textContent = digit === null ? DEFAULT_PROMPT : `Please draw a ${digit}`;
+}
+
+function setCollecting(on) {
+  localStorage.setItem("collect", on ? "1" : "");
+  if (on) askForNextDigit().catch((error) => showError(statusEl, error));
+  else showWanted(null);
+}
+
+// --- wiring ------------------------------------------------------------------------------------------------
+
+$("#predict").addEventListener("click", () => predict());
+$("#undo").addEventListener("click", undo);
+$("#clear").addEventListener("click", clear);
+for (const button of labelButtons) button.addEventListener("click", () => label(Number(button.dataset.label)));
+bindKeys({ enter: predict, undo, clear, digit: label });
+liveToggle.addEventListener("change", () => {
+  localStorage.setItem("live", liveToggle.checked ? "1" : "");
+  if (liveToggle.checked) predict({ live: true });
 });
-window.addEventListener("resize", resizeCanvas);
-resizeCanvas();
-fetch("/healthz")
-  .then((response) => response.json())
+collectToggle.addEventListener("change", () => setCollecting(collectToggle.checked));
+
+liveToggle.checked = localStorage.getItem("live") === "1";
+collectToggle.checked = localStorage.getItem("collect") === "1";
+showNothing();
+if (collectToggle.checked) setCollecting(true);
+requestJSON("/healthz")
   .then((health) => {
-    versionEl.textContent = String(health.model_version);
+    showVersion(health.model_version);
+    const degraded = Array.isArray(health.degraded) ? health.degraded : [];
+    degradedEl.textContent = degraded.length
+      ? ` · ${degraded.join(" and ")} ${degraded.length > 1 ? "are" : "is"} doing worse than the originals lately`
+      : "";
   })
-  .catch(() => {});
+  .catch((error) => showError(statusEl, error));

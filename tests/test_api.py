@@ -75,6 +75,8 @@ def test_train_stores_one_drawing_bumps_version_and_changes_retrained(client, st
         assert probabilities(after, model, "retrained") != probabilities(before, model, "retrained")
         assert probabilities(after, model, "retrained").get(7, 0) > probabilities(before, model, "retrained")[7]
     assert after["predictions"] == result["predictions"]
+    # The answer after training comes from the same rule as predict's, on the updated models.
+    assert (result["answer"], result["message"]) == (after["answer"], after["message"])
 
 
 def test_stats_counts_labels_and_scores(client):

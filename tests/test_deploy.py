@@ -54,7 +54,8 @@ def test_two_workers_on_one_folder_agree(tmp_path):
 @pytest.mark.parametrize("delay", [0.3, 1.7])
 def test_kill_9_during_training_loses_no_acknowledged_drawing(tmp_path, delay):
     store = tmp_path / "store"
-    env = {"WEB_CONCURRENCY": "2", "STORAGE_URL": str(store), "CHECKPOINT_EVERY": "3"}
+    # Limits off: this test wants as many trains in flight as the clients can send.
+    env = {"WEB_CONCURRENCY": "2", "STORAGE_URL": str(store), "CHECKPOINT_EVERY": "3", "RATE_LIMITS": "off"}
     server = Server(env)
     server.wait_healthy()
     acknowledged: list[int] = []

@@ -1,0 +1,121 @@
+"""What the service does about clients it cannot trust: their address, their pace, their origin, their browser.
+
+`install_security(app, config)` wires it once per app:
+- the client's address: behind Heroku's router, the last `X-Forwarded-For` hop (werkzeug's ProxyFix, trusting
+  exactly `config.trusted_proxies` hops); with no proxy configured the header is ignored, since anyone can send it;
+- rate limits per client address (Flask-Limiter), one budget per kind of route, so that switching between
+  `/api/train` and `/hook3` does not double it; a client over its budget gets 429 JSON and a Retry-After;
+- CORS (flask-cors) only on the original apps' routes, from `config.cors_origins`, without credentials;
+- security headers on every response: a Content-Security-Policy without inline script, no sniffing, no framing.
+
+Limits are counted in each process's memory: with several gunicorn workers or dynos a client may get up to
+that many times its budget. That still bounds a flood; an exact count would need a shared store (Redis).
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+from flask_cors import CORS
+from flask_limiter import Limit, Limiter
+from flask_limiter.util import get_remote_address
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import Config
+
+# Each rate-limited route and the budget it draws from (a rule as Flask's url_map spells it).
+ROUTE_KINDS = {
+    "/api/predict": "predict",
+    "/api/internals": "predict",
+    "/hook2": "predict",
+    "/estimate": "predict",
+    "/api/train": "train",
+    "/hook3": "train",
+    "/hook": "train",
+    "/api/admin/reset": "admin",
+    "/api/admin/rollback": "admin",
+    "/api/samples/export": "admin",
+}
+# The routes the original apps' clients call from their own pages; the rest of the API is same-origin.
+LEGACY_ROUTES = r"^/(hook|hook2|hook3|estimate)$"
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",  # the canvas and its snapshots
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+# Sent only over HTTPS (as Heroku's router reports it), where a browser honours it.
+STRICT_TRANSPORT_SECURITY = "max-age=31536000"
+
+
+def install_security(app: Flask, config: Config) -> None:
+    """Trusted proxy hops, per-client rate limits, CORS for the legacy routes, and security headers."""
+    if config.trusted_proxies:
+        hops = config.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+    install_rate_limits(app, config.request_limits)
+    origins = [origin.strip() for origin in config.cors_origins.split(",") if origin.strip()]
+    CORS(
+        app,
+        resources={LEGACY_ROUTES: {"origins": origins}},
+        methods=["POST"],
+        allow_headers=["Content-Type"],
+        supports_credentials=False,
+        max_age=600,
+    )
+    app.after_request(add_security_headers)
+
+
+def route_kind() -> str | None:
+    """The budget the current request draws from, or None: a route that is not limited, or a CORS preflight."""
+    if request.url_rule is None or request.method == "OPTIONS":
+        return None
+    return ROUTE_KINDS.get(request.url_rule.rule)
+
+
+def install_rate_limits(app: Flask, limits: dict[str, str]) -> Limiter | None:
+    """One shared budget per kind of route and client address; none at all when `limits` is empty."""
+    if not limits:
+        return None
+    budgets = [
+        Limit(
+            value,
+            scope=kind,
+            shared=True,
+            exempt_when=lambda kind=kind: route_kind() != kind,
+            error_message=f"Too many {kind} requests from your address (at most {value}); try again shortly.",
+        )
+        for kind, value in limits.items()
+    ]
+    return Limiter(
+        get_remote_address,
+        app=app,
+        default_limits=budgets,
+        storage_uri="memory://",
+        strategy="moving-window",  # a fixed window lets a client spend two budgets around its edge
+        headers_enabled=True,
+        key_prefix="digits",
+    )
+
+
+def add_security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY)
+    return response
