@@ -72,8 +72,9 @@ class CNN:
         self.optimizer = keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
         self.optimizer.build(self.model.trainable_variables)
         self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        self._predict = tf.function(self._predict_graph, input_signature=[IMAGES])
-        self._train = tf.function(self._train_graph, input_signature=[IMAGES, LABELS])
+        # Concrete functions: called directly, they skip tf.function's argument binding (~0.2 ms a call).
+        self._predict = tf.function(self._predict_graph, input_signature=[IMAGES]).get_concrete_function()
+        self._train = tf.function(self._train_graph, input_signature=[IMAGES, LABELS]).get_concrete_function()
 
     def _predict_graph(self, x: tf.Tensor) -> tf.Tensor:
         return tf.nn.softmax(self.model(x[..., None], training=False))
@@ -92,7 +93,7 @@ class CNN:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """(n, 28, 28) -> (n, 10), rows sum to 1."""
-        return self._predict(tf.convert_to_tensor(x, tf.float32)).numpy()
+        return self._predict(tf.constant(x, tf.float32)).numpy()
 
     def feature_maps(self, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
         """(n, 28, 28) -> [(layer name, (n, h, w, channels) activations)] for every conv layer.
@@ -109,13 +110,18 @@ class CNN:
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         """One online SGD step on the batch; returns the loss before the step."""
-        loss = self._train(tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.int32))
+        loss = self._train(tf.constant(x, tf.float32), tf.constant(y, tf.int32))
         return float(loss)
 
     def copy(self) -> CNN:
         clone = CNN(self.config)
         clone.set_state(*self.get_state())
         return clone
+
+    def take_weights(self, other: CNN) -> None:
+        """Copy `other`'s weights into this model inside TensorFlow (no numpy round trip; ~0.2 ms)."""
+        for mine, theirs in zip(self.model.weights, other.model.weights, strict=True):
+            mine.assign(theirs)
 
     def get_state(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """(weights, optimizer variables) as numpy arrays: a snapshot safe to write from another thread."""
@@ -149,6 +155,20 @@ class CNN:
     @classmethod
     def load(cls, path: Path) -> Self:
         return cls.from_bytes(Path(path).read_bytes())
+
+
+class JointPredictor:
+    """Several CNNs on the same input in one graph: (n, 28, 28) -> (k, n, 10) probabilities.
+
+    The graph reads the models' variables, so it follows their weights as they change.
+    """
+
+    def __init__(self, models: list[CNN]):
+        graph = tf.function(lambda x: tf.stack([m._predict_graph(x) for m in models]), input_signature=[IMAGES])
+        self._predict = graph.get_concrete_function()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self._predict(tf.constant(x, tf.float32)).numpy()
 
 
 def state_to_bytes(config: CNNConfig, weights: list[np.ndarray], optimizer_state: list[np.ndarray]) -> bytes:

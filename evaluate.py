@@ -30,7 +30,7 @@ def through_canvas(images: np.ndarray) -> np.ndarray:
     from canvas import canvas_of, to_data_url
     from functions import decode_digit
 
-    return np.stack([decode_digit(to_data_url(canvas_of(image)))[0] for image in images])
+    return np.stack([decode_digit(to_data_url(canvas_of(image))) for image in images])
 
 
 def predict_all(model, digits: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import uuid
 import zipfile
@@ -35,9 +36,9 @@ def checkpoint_key(number: int) -> str:
 
 
 def number_of(key: str) -> int | None:
-    """The entry or checkpoint number in a key, or None for a key that is not ours."""
-    stem = key.rsplit("/", 1)[-1].split(".", 1)[0]
-    return int(stem) if stem.isdigit() else None
+    """The entry or checkpoint number in a key, or None for a key that is not ours (`log/5.json.tmp`, say)."""
+    match = re.fullmatch(r"(\d+)\.(json|zip)", key.rsplit("/", 1)[-1])
+    return int(match.group(1)) if match else None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from functions import (
     DigitService,
     InputError,
     decode_digit,
+    decode_drawing,
     digit_from_pixels,
     legacy_top3,
     parse_label,
@@ -140,7 +141,7 @@ def healthz() -> Response:
 
 @routes.post("/api/predict")
 def predict() -> Response:
-    digit, _ = decode_digit(json_body().get("image"))
+    digit = decode_digit(json_body().get("image"))
     return jsonify(service().predict(digit))
 
 
@@ -149,13 +150,13 @@ def train() -> Response:
     body = json_body()
     label = parse_label(body.get("label"))
     strokes = parse_strokes(body.get("strokes"))
-    digit, png = decode_digit(body.get("image"))
+    digit, png = decode_drawing(body.get("image"))
     return jsonify(service().train(digit, png, label, strokes, source="api/train"))
 
 
 @routes.post("/api/internals")
 def internals() -> Response:
-    digit, _ = decode_digit(json_body().get("image"))
+    digit = decode_digit(json_body().get("image"))
     return jsonify(service().internals(digit))
 
 
@@ -215,7 +216,7 @@ def require_admin() -> None:
 @routes.post("/hook")
 def hook_collect() -> Response:
     label = parse_label(form_field("digit"))
-    _, png = decode_digit(form_field("imageBase64"))
+    _, png = decode_drawing(form_field("imageBase64"))
     name = service().collect(png, label, source="hook")
     return Response(f"Image saved successfully with the name {name}", mimetype="text/plain")
 
@@ -223,7 +224,7 @@ def hook_collect() -> Response:
 @routes.post("/hook2")
 def hook_predict() -> Response:
     try:
-        digit, _ = decode_digit(form_field("imageBase64"))
+        digit = decode_digit(form_field("imageBase64"))
     except InputError as error:
         if error.code != "empty_drawing":
             raise
@@ -242,7 +243,7 @@ def hook_predict() -> Response:
 @routes.post("/hook3")
 def hook_train() -> Response:
     label = parse_label(form_field("digit"))
-    digit, png = decode_digit(form_field("imageBase64"))
+    digit, png = decode_drawing(form_field("imageBase64"))
     service().train(digit, png, label, source="hook3")
     return Response("Trained", mimetype="text/plain")
 

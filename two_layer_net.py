@@ -12,6 +12,13 @@ from pathlib import Path
 from typing import Self
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+
+# One BLAS thread for the whole process. The FNN's products are small (a step on 824 images takes ~3 ms),
+# and OpenBLAS's extra threads spin after every call, stealing the second core from TensorFlow: with them,
+# the CNN's online step took 94 ms instead of 60 (bench/profile.py). One thread also sums in one order on
+# every machine, which keeps replicas that replay the same log bit-identical.
+threadpool_limits(limits=1, user_api="blas")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Soak: minutes of mixed traffic against the app started as Heroku starts it; no 5xx, bounded memory, nothing lost.
 
-    python bench/soak.py [--seconds 150] [--clients 4] [--max-requests 20000] [--workers 2] [--rss-growth-mb 300]
+    python bench/soak.py [--seconds 150] [--clients 4] [--max-requests 20000] [--rss-growth-mb 300]
+        [--gunicorn "--workers 2"]
 
 Starts the Procfile's `web:` command (RATE_LIMITS=off, a fresh store in a temp folder) and sends it, from
 `--clients` threads on 127.0.0.1, a seeded mix of predictions (/api/predict, /hook2, /estimate), trains
@@ -163,7 +164,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=150, help="how long to send traffic (default 150)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
     parser.add_argument("--max-requests", type=int, default=20_000, help="stop after this many (default 20000)")
-    parser.add_argument("--workers", default="2", help="WEB_CONCURRENCY (default 2)")
+    parser.add_argument("--gunicorn", default="", help="flags after the Procfile's (default: the Procfile as is)")
     parser.add_argument("--rss-growth-mb", type=float, default=300, help="allowed growth per process (default 300)")
     parser.add_argument("--seed", type=int, default=8)
     args = parser.parse_args()
@@ -173,13 +174,14 @@ def main() -> int:
     drawings = [(to_data_url(canvas_of(images[i])), int(labels[i])) for i in picks]
     with tempfile.TemporaryDirectory() as folder:
         store = Path(folder) / "store"
-        env = {"WEB_CONCURRENCY": args.workers, "STORAGE_URL": str(store), "RATE_LIMITS": "off"}
-        server = Server(env)
+        env = {"WEB_CONCURRENCY": "2", "STORAGE_URL": str(store), "RATE_LIMITS": "off"}  # as Heroku sets it
+        server = Server(env, args.gunicorn)
         try:
             started = time.monotonic()
             server.wait_healthy()
             boot = time.monotonic() - started
-            print(f"server healthy after {boot:.1f} s ({args.workers} workers, process group {server.process.pid})")
+            flags = args.gunicorn or "the Procfile's flags"
+            print(f"server healthy after {boot:.1f} s ({flags}, process group {server.process.pid})")
             soak = Soak(server.port, drawings, [images[i].flatten().tolist() for i in picks[:50]], args.seed)
             warm = random.Random(0)
             for kind in ["predict"] * 8 + ["train"] * 4 + ["estimate"] * 4 + ["hook2"] * 4:  # reach every worker

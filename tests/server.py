@@ -42,12 +42,13 @@ def request(url: str, body: dict | None = None, timeout: float = 30) -> tuple[in
 class Server:
     """The Procfile's command in its own process group, so that kill -9 takes every worker."""
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], gunicorn_args: str = ""):
+        """`gunicorn_args` go after the Procfile's own (the last of a repeated flag wins): `--workers 2`."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, "PORT": str(self.port), **env}
         self.process = subprocess.Popen(
-            ["bash", "-c", f"exec {procfile_command()}"],
+            ["bash", "-c", f"exec {procfile_command()} {gunicorn_args}"],
             cwd=ROOT,
             env=full_env,
             start_new_session=True,

@@ -35,7 +35,8 @@ def test_python_versions_agree_and_requirements_pin_tensorflow_cpu():
 
 
 def test_two_workers_on_one_folder_agree(tmp_path):
-    server = Server({"WEB_CONCURRENCY": "2", "STORAGE_URL": str(tmp_path / "store"), "SYNC_INTERVAL": "0.2"})
+    # The Procfile runs one worker per dyno; two on one folder stand for two dynos on one bucket.
+    server = Server({"STORAGE_URL": str(tmp_path / "store"), "SYNC_INTERVAL": "0.2"}, "--workers 2")
     try:
         assert server.wait_healthy()["model_version"] == 0
         for image, label in DRAWINGS * 2:
@@ -56,7 +57,7 @@ def test_kill_9_during_training_loses_no_acknowledged_drawing(tmp_path, delay):
     store = tmp_path / "store"
     # Limits off: this test wants as many trains in flight as the clients can send.
     env = {"WEB_CONCURRENCY": "2", "STORAGE_URL": str(store), "CHECKPOINT_EVERY": "3", "RATE_LIMITS": "off"}
-    server = Server(env)
+    server = Server(env, "--workers 2")
     server.wait_healthy()
     acknowledged: list[int] = []
     stop = threading.Event()
@@ -86,7 +87,7 @@ def test_kill_9_during_training_loses_no_acknowledged_drawing(tmp_path, delay):
         thread.join()
     assert acknowledged, "no train was acknowledged before the kill"
 
-    restarted = Server(env)
+    restarted = Server(env, "--workers 2")
     try:
         version = restarted.wait_healthy()["model_version"]
         entries = sorted(int(p.stem) for p in (store / "log").glob("*.json"))

@@ -19,6 +19,7 @@ from functions import (
     augment,
     augment_plan,
     decode_digit,
+    decode_drawing,
     digit_from_pixels,
     digit_from_png,
     legacy_top3,
@@ -72,24 +73,24 @@ def test_empty_and_speck_are_empty_drawings():
 
 def test_data_url_bare_base64_and_jpeg_decode_alike(mnist_test):
     image = canvas_of(mnist_test[0][0])
-    from_url, png = decode_digit(to_data_url(image))
-    bare, _ = decode_digit(to_data_url(image).split(",", 1)[1])
-    jpeg, _ = decode_digit(to_data_url(image, "JPEG"))
+    from_url, png = decode_drawing(to_data_url(image))
+    bare = decode_digit(to_data_url(image).split(",", 1)[1])
+    jpeg = decode_digit(to_data_url(image, "JPEG"))
     assert np.array_equal(from_url, bare)
     assert np.abs(from_url - jpeg).max() < 0.15
     assert np.array_equal(digit_from_png(png), from_url)  # the stored PNG replays exactly
 
 
 def test_transparent_background_counts_as_white(mnist_test):
-    opaque, _ = decode_digit(to_data_url(canvas_of(mnist_test[0][3])))
-    clear, _ = decode_digit(to_data_url(canvas_of(mnist_test[0][3], transparent=True)))
+    opaque = decode_digit(to_data_url(canvas_of(mnist_test[0][3])))
+    clear = decode_digit(to_data_url(canvas_of(mnist_test[0][3], transparent=True)))
     assert np.abs(opaque - clear).max() < 0.02
 
 
 def test_bright_ink_on_dark_is_understood(mnist_test):
     dark = Image.fromarray(mnist_test[0][5]).resize((280, 280))
     light = canvas_of(mnist_test[0][5])
-    assert np.abs(decode_digit(to_data_url(dark))[0] - decode_digit(to_data_url(light))[0]).max() < 0.05
+    assert np.abs(decode_digit(to_data_url(dark)) - decode_digit(to_data_url(light))).max() < 0.05
 
 
 @pytest.mark.parametrize(
@@ -99,7 +100,7 @@ def test_rendered_mnist_digit_round_trips(mnist_test, size, fmt, transparent):
     """A t10k digit drawn on a browser canvas comes back within a few grey levels of the original."""
     images, _ = mnist_test
     errors = [
-        np.abs(decode_digit(to_data_url(canvas_of(image, size, transparent), fmt))[0] - image / 255.0).mean() * 255
+        np.abs(decode_digit(to_data_url(canvas_of(image, size, transparent), fmt)) - image / 255.0).mean() * 255
         for image in images[:50]
     ]
     assert np.median(errors) < 7 and np.mean(errors) < 8  # grey levels per pixel

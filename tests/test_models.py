@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conv_net import CNN
+from conv_net import CNN, JointPredictor
 from two_layer_net import FNN, FNNConfig, softmax
 
 
@@ -79,3 +79,18 @@ def test_shipped_models_load_and_agree_with_their_metrics(mnist_test):
     digits = images[:500].astype(np.float32) / 255.0
     for model in (FNN.load(Config().models_dir / "fnn.npz"), CNN.load(Config().models_dir / "cnn.npz")):
         assert (model.predict_proba(digits).argmax(axis=1) == labels[:500]).mean() > 0.95
+
+
+def test_joint_predictor_matches_each_cnn_and_follows_their_training():
+    from config import Config
+
+    shipped = CNN.load(Config().models_dir / "cnn.npz")
+    learning = shipped.copy()
+    joint = JointPredictor([shipped, learning])
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 28, 28), dtype=np.float32)
+    before = joint(x)
+    learning.train_step(rng.random((8, 28, 28), dtype=np.float32), np.arange(8))
+    after = joint(x)
+    assert np.array_equal(after[0], shipped.predict_proba(x)) and np.array_equal(before[0], after[0])
+    assert np.array_equal(after[1], learning.predict_proba(x)) and not np.array_equal(before[1], after[1])

@@ -284,7 +284,7 @@ def test_poisoning_flags_the_retrained_model(store, monkeypatch):
     monkeypatch.setattr(functions, "RECENT", 10)
     monkeypatch.setattr(functions, "DEGRADED_MIN_SCORED", 10)
     images, labels = load_split(MNIST, "train")
-    ones = [functions.decode_digit(to_data_url_of(images[i])) for i in np.flatnonzero(labels == 1)[:50]]
+    ones = [functions.decode_drawing(to_data_url_of(images[i])) for i in np.flatnonzero(labels == 1)[:50]]
     app = create_app(Config(storage_url=str(store), rate_limits="off", checkpoint_every=10_000))
     client = app.test_client()
     service = app.extensions["digits"]

@@ -54,3 +54,11 @@ def test_open_storage_picks_by_url(tmp_path):
     assert open_storage(f"file://{tmp_path}/b").root == tmp_path / "b"
     with pytest.raises(ValueError):
         open_storage("ftp://example/x")
+
+
+def test_only_numbered_entries_and_checkpoints_count():
+    from journal import number_of
+
+    assert number_of("log/0000000005.json") == 5 and number_of("checkpoints/0000000050.zip") == 50
+    for foreign in ("log/0000000005.json.tmp", "log/5.txt", "log/x.json", "log/.0000000005.json", "drawings/5.png"):
+        assert number_of(foreign) is None
