@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import sys
 import tempfile
 import threading
@@ -80,20 +79,6 @@ def concurrent(port: int, path: str, bodies: list[dict], n_clients: int, per_cli
     return latencies, len(latencies) / (time.perf_counter() - started)
 
 
-def resident_mb(pgid: int) -> float:
-    """Total RSS of every process in the server's process group (master and workers)."""
-    total_kb = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if os.getpgid(int(pid)) != pgid:
-                continue
-            status = Path(f"/proc/{pid}/status").read_text()
-        except (OSError, ProcessLookupError):
-            continue
-        total_kb += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-    return total_kb / 1024
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gunicorn", default="", help="flags after the Procfile's, to compare worker models")
@@ -145,7 +130,7 @@ def main() -> None:
                 stop.set()
                 trainer.join()
             print(f"POST /api/predict, 4 clients while training: {percentiles(latencies)}   {throughput:.0f}/s")
-            memory = resident_mb(server.process.pid)
+            memory = sum(server.resident_mb().values())
             print(f"resident memory, all server processes: {memory:.0f} MB")
             floor_p50, predict_p50, train_p50 = (float(np.median(x)) for x in (floor, alone, trains))
             goals = {

@@ -21,7 +21,6 @@ import base64
 import http.client
 import io
 import json
-import os
 import random
 import signal
 import sys
@@ -77,21 +76,6 @@ def bad_requests(one: str) -> list[tuple[str, str, bytes, str]]:
         ("estimate 3 pixels", *as_json("/estimate", {"input": [1, 2, 3]})),
         ("3 MB body", "/api/predict", b'{"image": "' + b"A" * (3 << 20) + b'"}', "application/json"),
     ]
-
-
-def server_processes(pgid: int) -> dict[int, float]:
-    """Resident MB of every process in the server's process group (the gunicorn master and its workers)."""
-    sizes = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if os.getpgid(int(pid)) != pgid:
-                continue
-            status = Path(f"/proc/{pid}/status").read_text()
-        except (OSError, ProcessLookupError):
-            continue
-        kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-        sizes[int(pid)] = kb / 1024
-    return sizes
 
 
 class Soak:
@@ -189,7 +173,7 @@ def main() -> int:
                 status, answer = post(server.port, path, body, content_type)
                 assert status == 200, (kind, status, answer[:200])
                 soak.acknowledged += kind in STORING
-            rss_start = server_processes(server.process.pid)
+            rss_start = server.resident_mb()
             deadline = time.monotonic() + args.seconds
             threads = [
                 threading.Thread(target=soak.client, args=(n, deadline, args.max_requests)) for n in range(args.clients)
@@ -200,7 +184,7 @@ def main() -> int:
             for thread in threads:
                 thread.join()
             elapsed = time.monotonic() - began
-            rss_end = server_processes(server.process.pid)
+            rss_end = server.resident_mb()
         finally:
             server.kill(signal.SIGTERM)
         entries = sorted(int(p.stem) for p in (store / "log").glob("*.json"))

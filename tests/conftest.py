@@ -37,3 +37,21 @@ def mnist_test():
     from mnist import load_split
 
     return load_split(MNIST, "t10k")
+
+
+@pytest.fixture(scope="session")
+def moto():
+    """moto's S3 server on loopback, in its own process: one for the session, a new bucket per test."""
+    from s3server import MotoServer
+
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_credentials(monkeypatch):
+    from s3server import CREDENTIALS
+
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)

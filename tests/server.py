@@ -67,6 +67,20 @@ class Server:
                 time.sleep(0.25)
         raise AssertionError("server did not become healthy")
 
+    def resident_mb(self) -> dict[int, float]:
+        """Resident MB of every process in the server's process group (the gunicorn master and its workers)."""
+        sizes = {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if os.getpgid(int(pid)) != self.process.pid:
+                    continue
+                status = Path(f"/proc/{pid}/status").read_text()
+            except (OSError, ProcessLookupError):
+                continue
+            kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+            sizes[int(pid)] = kb / 1024
+        return sizes
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, sig)

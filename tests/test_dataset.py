@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from conftest import MNIST, ROOT, create_app
 from drawings import canvas_of, stroke_canvas, to_data_url
-from s3server import CREDENTIALS, MotoServer
 
 from config import Config
 from dataset import IMAGES, LABELS, METADATA, STROKES, MigrationError, export, migrate
@@ -31,17 +30,7 @@ SEVEN = to_data_url(stroke_canvas([(60, 50), (220, 50), (120, 240)]))
 STROKES_OF_ONE = [[[140, 40, 0], [140, 240, 180]]]
 
 
-@pytest.fixture(scope="module")
-def moto():
-    server = MotoServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(autouse=True)
-def credentials(monkeypatch):
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
+pytestmark = pytest.mark.usefixtures("s3_credentials")
 
 
 def run_cli(*args: str, **env: str) -> str:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from conftest import create_app
 from drawings import canvas_of, stroke_canvas, to_data_url
-from s3server import CREDENTIALS, MotoServer, Proxy
+from s3server import CREDENTIALS, Proxy
 from server import Server, free_port, request
 
 from config import Config
@@ -21,17 +21,7 @@ ONE = to_data_url(stroke_canvas([(140, 40), (140, 240)]))
 SEVEN = to_data_url(stroke_canvas([(60, 50), (220, 50), (120, 240)]))
 
 
-@pytest.fixture(scope="module")
-def moto():
-    server = MotoServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(autouse=True)
-def credentials(monkeypatch):
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
+pytestmark = pytest.mark.usefixtures("s3_credentials")
 
 
 @pytest.fixture
