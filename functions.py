@@ -495,7 +495,7 @@ class DigitService:
             version = self._served_version
         answer, message = select_answer(probs["fnn.retrained"], probs["cnn.retrained"])
         return {
-            "answer": answer,
+            "answer": None if answer is None else str(answer),  # DESIGN.md's contract: "7" or null
             "message": message,
             "model_version": version,
             "predictions": self._shape(probs),

@@ -232,7 +232,7 @@ def hook_predict() -> Response:
     result = service().predict(digit)
     predictions = result["predictions"]
     return jsonify(
-        answer=str(result["answer"]) if result["answer"] is not None else CANT_RECOGNIZE,
+        answer=result["answer"] if result["answer"] is not None else CANT_RECOGNIZE,
         fnn=legacy_top3(predictions["fnn"]["original"]),
         fnn_t=legacy_top3(predictions["fnn"]["retrained"]),
         cnn=legacy_top3(predictions["cnn"]["original"]),
@@ -253,7 +253,7 @@ def estimate() -> Response:
     digit = digit_from_pixels(json_body().get("input"))
     result = service().predict(digit)
     if result["answer"] is not None:
-        return jsonify(estimated=result["answer"])
+        return jsonify(estimated=int(result["answer"]))
     retrained = result["predictions"]
     best = max((retrained[m]["retrained"][0] for m in ("fnn", "cnn")), key=lambda top: top["probability"])
     return jsonify(estimated=best["digit"])

@@ -45,7 +45,7 @@ def test_predict_shape(client):
     assert set(result) == {"answer", "message", "model_version", "predictions", "preprocessed"}
     pixels = np.array(result["preprocessed"])
     assert pixels.shape == (28, 28) and pixels.max() == 255 and pixels.min() == 0
-    assert result["answer"] == 1 and result["model_version"] == 0
+    assert result["answer"] == "1" and result["model_version"] == 0
     for model in ("fnn", "cnn"):
         for variant in ("original", "retrained"):
             top = result["predictions"][model][variant]
