@@ -29,12 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from flask import Blueprint, Response, send_file
 
 from config import Config
-from functions import InputError, digit_from_png
+from functions import InputError, digit_from_png, quantise
 from journal import CHECKPOINTS, DRAWINGS, LOG, Entry, Journal
-from main import require_admin, service
 from mnist import write_idx
 from storage import Storage, StorageError, open_storage
 
@@ -45,8 +43,6 @@ STROKES = "strokes.ndjson"
 METADATA_COLUMNS = ("sample_id", "label", "kind", "source", "created", "image", "n_strokes")
 # Reads from a bucket are round trips: a few in flight hide the latency (boto3 clients are thread-safe).
 PARALLEL_READS = 8
-
-dataset_routes = Blueprint("dataset", __name__)
 
 
 class MigrationError(RuntimeError):
@@ -91,11 +87,10 @@ def export(storage: Storage, out: Path) -> int:
     samples = read_samples(storage)
     out = Path(out)
     (out / "png").mkdir(parents=True, exist_ok=True)
-    images = np.zeros((len(samples), 28, 28), dtype=np.uint8)
-    for i, sample in enumerate(samples):
-        images[i] = np.rint(np.clip(sample.digit, 0.0, 1.0) * 255)
+    for sample in samples:
         (out / "png" / f"{sample.sample_id}.png").write_bytes(sample.png)
-    write_idx(out / IMAGES, images)
+    images = np.array([quantise(sample.digit) for sample in samples], dtype=np.uint8).reshape(-1, 28, 28)
+    write_idx(out / IMAGES, images)  # uint8 as the service's memory holds them, ink bright as MNIST's
     write_idx(out / LABELS, np.array([sample.entry.label for sample in samples], dtype=np.uint8))
     with open(out / METADATA, "w", newline="") as f:
         writer = csv.writer(f)
@@ -114,6 +109,13 @@ def export(storage: Storage, out: Path) -> int:
     return len(samples)
 
 
+def export_zip(storage: Storage) -> io.BytesIO:
+    """The files `export` writes, as one zip in memory (what GET /api/samples/export answers)."""
+    with tempfile.TemporaryDirectory() as folder:
+        export(storage, Path(folder))
+        return zip_folder(Path(folder))
+
+
 def zip_folder(folder: Path) -> io.BytesIO:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -122,16 +124,6 @@ def zip_folder(folder: Path) -> io.BytesIO:
                 archive.write(path, path.relative_to(folder).as_posix())
     buffer.seek(0)
     return buffer
-
-
-@dataset_routes.get("/api/samples/export")
-def export_samples() -> Response:
-    """The dataset as a zip (the files `export` writes); admin only, as it hands out every drawing."""
-    require_admin()
-    with tempfile.TemporaryDirectory() as folder:
-        export(service().journal.storage, Path(folder))
-        archive = zip_folder(Path(folder))
-    return send_file(archive, mimetype="application/zip", as_attachment=True, download_name="digits-dataset.zip")
 
 
 # --- migration ------------------------------------------------------------------------------------

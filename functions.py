@@ -18,6 +18,7 @@ import re
 import threading
 import time
 import warnings
+import zipfile
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -388,6 +389,8 @@ class Learner:
 
 MODELS = ("fnn", "cnn")
 VARIANTS = ("original", "retrained")
+# What reading a damaged checkpoint raises: a bad zip, bad JSON, a missing file, arrays that do not load.
+DAMAGED = (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile)
 RECENT = 100  # "recent" accuracy is over this many of the latest labelled drawings
 RECENT_SAMPLES = 48  # drawings listed on the models page
 HISTORY_POINTS = 200  # points in the accuracy-by-version history
@@ -711,20 +714,17 @@ class DigitService:
 
     def _learner_at(self, target: int) -> Learner:
         """The retrained models and memory as they were after entries 1..target: a checkpoint, then replay."""
-        learner = Learner(self.original["fnn"].copy(), self.original["cnn"].copy(), self.learner.replay)
-        start = 0
         restored = self._load_checkpoint(max_version=target)
-        if restored is not None:
-            try:
-                learner, start = self._learner_from(restored[1]), restored[0]
-            except (ValueError, KeyError, OSError) as error:
-                logger.warning("checkpoint %d is damaged, replaying from the start: %s", restored[0], error)
+        if restored is None:
+            start, learner = 0, Learner(self.original["fnn"].copy(), self.original["cnn"].copy(), self.learner.replay)
+        else:
+            start, learner, _ = restored
         for number in range(start + 1, target + 1):
             self._advance(learner, number, self.journal.read(number))
         return learner
 
     def _learner_from(self, files: dict[str, bytes]) -> Learner:
-        """A Learner from a checkpoint's files; KeyError/ValueError/OSError if they are damaged."""
+        """A Learner from a checkpoint's files; one of DAMAGED if they are damaged."""
         learner = Learner(FNN.from_bytes(files["fnn.npz"]), CNN.from_bytes(files["cnn.npz"]), self.learner.replay)
         learner.restore_memory(files["memory.npz"])
         return learner
@@ -763,8 +763,9 @@ class DigitService:
         """Wait for checkpoint writes in flight (tests and shutdown)."""
         self._checkpointer.submit(lambda: None).result()
 
-    def _load_checkpoint(self, max_version: int | None = None) -> tuple[int, dict[str, bytes], dict] | None:
-        """The newest readable checkpoint made from these originals (at most `max_version`)."""
+    def _load_checkpoint(self, max_version: int | None = None) -> tuple[int, Learner, dict] | None:
+        """The newest readable checkpoint made from these originals (at most `max_version`), as
+        (version, the Learner it holds, its state); damaged or foreign ones are skipped."""
         for number in self.journal.checkpoints():
             if max_version is not None and number > max_version:
                 continue
@@ -772,22 +773,18 @@ class DigitService:
                 files = self.journal.read_checkpoint(number)
                 state = json.loads(files["state.json"])
                 if state["fingerprint"] == self.fingerprint and state["version"] == number:
-                    return number, files, state
-            except (ValueError, KeyError, TypeError) as error:
+                    return number, self._learner_from(files), state
+            except DAMAGED as error:
                 logger.warning("skipping checkpoint %d: %s", number, error)
         return None
 
     def _restore(self) -> None:
-        """Start from the newest usable checkpoint; damaged or foreign ones are skipped."""
+        """Start from the newest usable checkpoint."""
         restored = self._load_checkpoint()
         if restored is None:
             return
-        number, files, state = restored
-        try:
-            self.learner.take(self._learner_from(files))  # the same objects: compiled functions stay warm
-        except (ValueError, KeyError, OSError) as error:
-            logger.warning("checkpoint %d is damaged, replaying from the start: %s", number, error)
-            return
+        number, learner, state = restored
+        self.learner.take(learner)  # the same objects: compiled functions stay warm
         self.version = number
         self.label_counts = state["label_counts"]
         self.scores = [Score(**s) for s in state["scores"]]

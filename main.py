@@ -6,10 +6,11 @@ import hmac
 import logging
 import math
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request, send_file, url_for
 from werkzeug.exceptions import HTTPException
 
 from config import Config
+from dataset import export_zip
 from functions import (
     CANT_RECOGNIZE,
     DigitService,
@@ -39,9 +40,6 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["config"] = config
     install_security(app, config)
     app.register_blueprint(routes)
-    from dataset import dataset_routes  # here, not at the top: dataset's views reuse require_admin from this module
-
-    app.register_blueprint(dataset_routes)
     app.register_error_handler(InputError, lambda e: error_response(e.code, e.message, e.status))
     app.register_error_handler(StorageError, storage_unavailable)
     app.register_error_handler(HTTPException, http_error)
@@ -208,6 +206,14 @@ def require_admin() -> None:
         raise InputError("unauthorized", "Send the admin token as 'Authorization: Bearer <token>'.", 401)
     if not hmac.compare_digest(given.encode(), token.encode()):
         raise InputError("forbidden", "The admin token is wrong.", 403)
+
+
+@routes.get("/api/samples/export")
+def export_samples() -> Response:
+    """The collected dataset as a zip (the files `python -m dataset export` writes); admin only."""
+    require_admin()
+    archive = export_zip(service().journal.storage)
+    return send_file(archive, mimetype="application/zip", as_attachment=True, download_name="digits-dataset.zip")
 
 
 # --- the original apps' clients (form-encoded, exactly as they sent it) ----------------------------

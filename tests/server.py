@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -85,3 +87,35 @@ class Server:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, sig)
         self.process.wait(timeout=30)
+
+
+def train_until_killed(
+    server: Server, drawings: list[tuple[str, int]], delay: float, acknowledged: dict[int, int]
+) -> None:
+    """Three clients train until kill -9 hits every process of `server`, `delay` seconds after the first
+    acknowledgement; `acknowledged` gets entry number -> label for every 200."""
+    stop = threading.Event()
+    first = threading.Event()
+
+    def client(offset: int) -> None:
+        i = offset
+        while not stop.is_set():
+            image, label = drawings[i % len(drawings)]
+            try:
+                status, body = request(f"{server.url}/api/train", {"image": image, "label": label}, timeout=30)
+            except (OSError, http.client.HTTPException):
+                return  # the server died under this request: it was never acknowledged
+            if status == 200:
+                acknowledged[int(body["sample_id"])] = label
+                first.set()
+            i += 1
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    assert first.wait(120), "no train was acknowledged"  # the first train traces TensorFlow's step
+    time.sleep(delay)
+    server.kill()  # SIGKILL to the master and every worker, mid-request
+    stop.set()
+    for thread in threads:
+        thread.join()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 import shutil
 import signal
-import threading
 import time
 
 import pytest
 from conftest import ROOT, create_app
 from drawings import stroke_canvas, to_data_url
-from server import Server, procfile_command, request
+from server import Server, procfile_command, request, train_until_killed
 
 from config import Config
 
@@ -59,32 +58,8 @@ def test_kill_9_during_training_loses_no_acknowledged_drawing(tmp_path, delay):
     env = {"WEB_CONCURRENCY": "2", "STORAGE_URL": str(store), "CHECKPOINT_EVERY": "3", "RATE_LIMITS": "off"}
     server = Server(env, "--workers 2")
     server.wait_healthy()
-    acknowledged: list[int] = []
-    stop = threading.Event()
-
-    def client(offset: int) -> None:
-        i = offset
-        while not stop.is_set():
-            image, label = DRAWINGS[i % len(DRAWINGS)]
-            try:
-                status, body = request(f"{server.url}/api/train", {"image": image, "label": label}, timeout=10)
-            except OSError:
-                return
-            if status == 200:
-                acknowledged.append(int(body["sample_id"]))
-            i += 1
-
-    clients = [threading.Thread(target=client, args=(n,)) for n in range(3)]
-    for thread in clients:
-        thread.start()
-    deadline = time.monotonic() + 120
-    while not acknowledged and time.monotonic() < deadline:
-        time.sleep(0.05)  # the first train traces TensorFlow's step: wait for traffic to flow
-    time.sleep(delay)
-    server.kill()  # SIGKILL to the master and every worker, mid-request
-    stop.set()
-    for thread in clients:
-        thread.join()
+    acknowledged: dict[int, int] = {}
+    train_until_killed(server, DRAWINGS, delay, acknowledged)
     assert acknowledged, "no train was acknowledged before the kill"
 
     restarted = Server(env, "--workers 2")

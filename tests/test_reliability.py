@@ -25,7 +25,7 @@ from conftest import create_app
 from drawings import blank_canvas, stroke_canvas, to_data_url
 from flask import Flask
 from PIL import Image
-from server import Server
+from server import Server, train_until_killed
 
 from config import Config
 
@@ -392,7 +392,7 @@ def test_kill_9_at_random_points_loses_no_acknowledged_drawing(tmp_path):
     try:
         server.wait_healthy()
         for _ in range(3):
-            train_until_killed(server, rng.uniform(0.05, 2.5), acknowledged)
+            train_until_killed(server, DRAWINGS, rng.uniform(0.05, 2.5), acknowledged)
             server = Server(env)
             version = server.wait_healthy()["model_version"]
             numbers = log_numbers(store)
@@ -410,32 +410,3 @@ def test_kill_9_at_random_points_loses_no_acknowledged_drawing(tmp_path):
     shutil.copytree(store, fresh, ignore=shutil.ignore_patterns("checkpoints"))
     replayed = create_app(Config(storage_url=str(fresh), rate_limits="off", checkpoint_every=10_000)).test_client()
     assert replayed.post("/api/predict", json={"image": ONE}).get_json() == served  # applied, all of it
-
-
-def train_until_killed(server: Server, delay: float, acknowledged: dict[int, int]) -> None:
-    """Three clients train until kill -9 hits every process, `delay` seconds after the first acknowledgement."""
-    stop = threading.Event()
-    first = threading.Event()
-
-    def client(offset: int) -> None:
-        i = offset
-        while not stop.is_set():
-            image, label = DRAWINGS[i % len(DRAWINGS)]
-            try:
-                status, body = call(server.url, "/api/train", {"image": image, "label": label}, timeout=30)
-            except (OSError, http.client.HTTPException):
-                return
-            if status == 200:
-                acknowledged[int(body["sample_id"])] = label
-                first.set()
-            i += 1
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(3)]
-    for thread in threads:
-        thread.start()
-    assert first.wait(120), "no train was acknowledged"
-    time.sleep(delay)
-    server.kill()
-    stop.set()
-    for thread in threads:
-        thread.join()
