@@ -251,8 +251,9 @@ def test_outage_in_the_middle_refuses_trains_keeps_predicting_and_loses_nothing(
             started = time.monotonic()
             status, _ = request(f"{server.url}/api/predict", {"image": image})
             during.append((status, time.monotonic() - started))
-        time.sleep(3)
-        n_refused = len(refused)
+        # A train in flight at the cut runs out its retries first (backoff has jitter): wait, do not guess.
+        wait_until(lambda: refused, timeout=30)
+        time.sleep(1)
         proxy.restore()
         after_restore = len(acknowledged)
         wait_until(lambda: len(acknowledged) >= after_restore + 3)  # training resumes by itself
@@ -266,7 +267,6 @@ def test_outage_in_the_middle_refuses_trains_keeps_predicting_and_loses_nothing(
         server.kill(signal.SIGTERM)
         proxy.close()
 
-    assert n_refused > 0
     assert all(body["error"] == "storage_unavailable" for _, body in refused)
     assert max(seconds for seconds, _ in refused) < 10  # refused quickly, never hung
     assert all(status == 200 for status, _ in during), during
