@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from config import Config
-from functions import InputError, digit_from_png, quantise
+from functions import quantise, stored_digit
 from journal import CHECKPOINTS, DRAWINGS, LOG, Entry, Journal
 from mnist import write_idx
 from storage import Storage, StorageError, open_storage
@@ -74,12 +74,8 @@ def read_sample(journal: Journal, number: int) -> Sample | None:
     if entry is None or entry.kind not in ("train", "collect"):
         return None
     png = journal.drawing(entry)
-    if png is None:
-        return None
-    try:
-        return Sample(number, entry, png, digit_from_png(png))
-    except (InputError, OSError, ValueError):
-        return None  # stored, yet not a readable drawing: nothing a model could learn from
+    digit = stored_digit(png)
+    return None if digit is None else Sample(number, entry, png, digit)
 
 
 def export(storage: Storage, out: Path) -> int:

@@ -31,7 +31,7 @@ from PIL import Image
 from scipy import ndimage
 
 from config import Config
-from conv_net import CNN, JointPredictor, state_to_bytes
+from conv_net import CNN, JointPredictor, state_from_bytes, state_to_bytes
 from journal import Entry, Journal
 from storage import StorageError, open_storage
 from two_layer_net import FNN
@@ -191,6 +191,16 @@ def decode_drawing(text: object) -> tuple[np.ndarray, bytes]:
 def digit_from_png(png: bytes) -> np.ndarray:
     """A stored drawing back to the (28, 28) digit, exactly as `decode_drawing` made it."""
     return digit_of(flatten(Image.open(io.BytesIO(png))))
+
+
+def stored_digit(png: bytes | None) -> np.ndarray | None:
+    """A stored drawing's digit, or None if it is missing or unreadable: it teaches nothing, on every process alike."""
+    if png is None:
+        return None
+    try:
+        return digit_from_png(png)
+    except (InputError, OSError, ValueError):
+        return None
 
 
 def digit_of(grey: Image.Image) -> np.ndarray:
@@ -367,11 +377,16 @@ class Learner:
         self.fnn = models["fnn"].copy()
         self.cnn.set_state(*models["cnn"].get_state())
 
-    def take(self, other: Learner) -> None:
-        """Become `other`: its models and its memory."""
-        self.take_models(other.models)
+    def load(self, files: dict[str, bytes]) -> None:
+        """Become the learner a checkpoint's files hold, keeping this CNN object (its compiled functions stay
+        warm, and no model is built). One of DAMAGED, with nothing changed, if the files are damaged."""
+        fnn = FNN.from_bytes(files["fnn.npz"])
+        _, *cnn_state = state_from_bytes(files["cnn.npz"])
+        memory = read_memory(files["memory.npz"])
+        self.cnn.set_state(*cnn_state)  # checks every shape before it assigns anything
+        self.fnn = fnn
         self.memory.clear()
-        self.memory.extend(other.memory)
+        self.memory.extend(memory)
 
     def memory_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -379,10 +394,11 @@ class Learner:
         np.savez(buffer, images=images, labels=np.array([label for _, label in self.memory], dtype=np.int64))
         return buffer.getvalue()
 
-    def restore_memory(self, data: bytes) -> None:
-        with np.load(io.BytesIO(data)) as arrays:
-            self.memory.clear()
-            self.memory.extend(zip(arrays["images"], arrays["labels"].tolist(), strict=True))
+
+def read_memory(data: bytes) -> list[tuple[np.ndarray, int]]:
+    """The (uint8 digit, label) pairs `Learner.memory_bytes` wrote."""
+    with np.load(io.BytesIO(data)) as arrays:
+        return list(zip(arrays["images"], arrays["labels"].tolist(), strict=True))
 
 
 # --- the service ------------------------------------------------------------------------------------
@@ -690,13 +706,7 @@ class DigitService:
             self._schedule_checkpoint()
 
     def _load_digit(self, entry: Entry) -> np.ndarray | None:
-        png = self.journal.drawing(entry)
-        if png is None:
-            return None
-        try:
-            return digit_from_png(png)
-        except (InputError, OSError, ValueError):
-            return None  # a damaged drawing teaches nothing, on every process alike
+        return stored_digit(self.journal.drawing(entry))
 
     def _advance(self, learner: Learner, number: int, entry: Entry | None, digit: np.ndarray | None = None) -> None:
         """Apply entry `number` to `learner` in place: the learning part only."""
@@ -706,28 +716,22 @@ class DigitService:
             learner.take_models(self.original)
         elif entry.kind == "rollback":
             if entry.target is not None and 0 <= entry.target < number:
-                learner.take(self._learner_at(entry.target))
+                self._rewind(learner, entry.target)
         elif entry.kind == "train":
             digit = digit if digit is not None else self._load_digit(entry)
             if digit is not None:
                 learner.learn(number, digit, entry.label)
 
-    def _learner_at(self, target: int) -> Learner:
-        """The retrained models and memory as they were after entries 1..target: a checkpoint, then replay."""
-        restored = self._load_checkpoint(max_version=target)
+    def _rewind(self, learner: Learner, target: int) -> None:
+        """Make `learner` what entries 1..target made it: the newest checkpoint up to `target`, then replay.
+        In place and from scratch each time, so a retry after a storage error lands on the same state."""
+        restored = self._load_checkpoint(learner, max_version=target)
         if restored is None:
-            start, learner = 0, Learner(self.original["fnn"].copy(), self.original["cnn"].copy(), self.learner.replay)
-        else:
-            start, learner, _ = restored
+            learner.take_models(self.original)
+            learner.memory.clear()
+        start = 0 if restored is None else restored[0]
         for number in range(start + 1, target + 1):
             self._advance(learner, number, self.journal.read(number))
-        return learner
-
-    def _learner_from(self, files: dict[str, bytes]) -> Learner:
-        """A Learner from a checkpoint's files; one of DAMAGED if they are damaged."""
-        learner = Learner(FNN.from_bytes(files["fnn.npz"]), CNN.from_bytes(files["cnn.npz"]), self.learner.replay)
-        learner.restore_memory(files["memory.npz"])
-        return learner
 
     # --- checkpoints ---
 
@@ -763,9 +767,9 @@ class DigitService:
         """Wait for checkpoint writes in flight (tests and shutdown)."""
         self._checkpointer.submit(lambda: None).result()
 
-    def _load_checkpoint(self, max_version: int | None = None) -> tuple[int, Learner, dict] | None:
-        """The newest readable checkpoint made from these originals (at most `max_version`), as
-        (version, the Learner it holds, its state); damaged or foreign ones are skipped."""
+    def _load_checkpoint(self, learner: Learner, max_version: int | None = None) -> tuple[int, dict] | None:
+        """Load the newest readable checkpoint made from these originals (at most `max_version`) into
+        `learner`; (its version, its state), or None with `learner` untouched. Damaged or foreign ones are skipped."""
         for number in self.journal.checkpoints():
             if max_version is not None and number > max_version:
                 continue
@@ -773,18 +777,18 @@ class DigitService:
                 files = self.journal.read_checkpoint(number)
                 state = json.loads(files["state.json"])
                 if state["fingerprint"] == self.fingerprint and state["version"] == number:
-                    return number, self._learner_from(files), state
+                    learner.load(files)
+                    return number, state
             except DAMAGED as error:
                 logger.warning("skipping checkpoint %d: %s", number, error)
         return None
 
     def _restore(self) -> None:
         """Start from the newest usable checkpoint."""
-        restored = self._load_checkpoint()
+        restored = self._load_checkpoint(self.learner)
         if restored is None:
             return
-        number, learner, state = restored
-        self.learner.take(learner)  # the same objects: compiled functions stay warm
+        number, state = restored
         self.version = number
         self.label_counts = state["label_counts"]
         self.scores = [Score(**s) for s in state["scores"]]

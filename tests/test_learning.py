@@ -6,7 +6,7 @@ import numpy as np
 from conftest import ROOT
 
 from conv_net import CNN
-from functions import Learner, Recipe, load_replay, preprocess
+from functions import Learner, Recipe, load_replay, preprocess, read_memory
 from two_layer_net import FNN
 
 MODELS = ROOT / "models"
@@ -51,7 +51,8 @@ def test_replicas_applying_the_same_entries_agree_exactly():
     for n in range(1, 6):
         first.learn(n, digit(n), 1)
     checkpointed = learner()
-    checkpointed.take(first)
+    files = {"fnn.npz": first.fnn.to_bytes(), "cnn.npz": first.cnn.to_bytes(), "memory.npz": first.memory_bytes()}
+    checkpointed.load(files)
     for n in range(1, 6):
         second.learn(n, digit(n), 1)
     for n in range(6, 9):
@@ -70,6 +71,6 @@ def test_memory_survives_a_checkpoint():
     for n in range(1, 4):
         model.learn(n, digit(n), n)
     restored = learner()
-    restored.restore_memory(model.memory_bytes())
+    restored.memory.extend(read_memory(model.memory_bytes()))
     assert [label for _, label in restored.memory] == [1, 2, 3]
     assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(restored.memory, model.memory, strict=True))
