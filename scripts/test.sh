@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Set up everything the tests need on a fresh machine, then lint and run them.
-# Installs the Python packages and Debian's chromium (the browser tests drive it through Playwright).
+# Set up everything the tests need on a fresh machine, then lint and run them: the project's virtual
+# environment (.venv) with the Python packages, and Debian's chromium (the browser tests drive it
+# through Playwright).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q -r requirements-dev.txt
+source scripts/venv.sh requirements-dev.txt requirements.txt
 if [ ! -x /usr/bin/chromium ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium
+  echo "Installing Debian's chromium with apt"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 fi
-python3 -m ruff check .
-python3 -m ruff format --check .
-python3 -m pytest "$@"
+python -m ruff check .
+python -m ruff format --check .
+python -m pytest "$@"
