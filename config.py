@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent
 # admin routes are for one operator, and their limit slows token guessing.
 DEFAULT_RATE_LIMITS = "predict=60/minute;train=20/minute;admin=10/minute"
 RATE_LIMIT_KINDS = ("predict", "train", "admin")
+ROLES = ("all", "serve", "learn")
 
 
 def parse_rate_limits(text: str) -> dict[str, str]:
@@ -45,6 +46,14 @@ class Config:
     checkpoint_every: int = 50
     # How often a process looks for entries that other processes appended (seconds).
     sync_interval: float = 1.0
+    # Which part of the service this process plays: "all" (serve HTTP and learn, one process), "serve" (HTTP
+    # only, predicting from the snapshots a learner publishes; never imports TensorFlow) or "learn".
+    role: str = "all"
+    # How often the learner looks for new log entries (seconds); a train on a serve process waits for it.
+    learn_interval: float = 0.2
+    # How long /api/train waits for the learner before answering "stored, pending" (seconds). None: 3 s for
+    # `serve` (the learner is another process, maybe down), 30 s for `all` (it is this process's own thread).
+    train_wait: float | None = None
     # Per-client limits by kind of route (see parse_rate_limits); "off" for load tests.
     rate_limits: str = DEFAULT_RATE_LIMITS
     # How many proxies in front of the app append to X-Forwarded-For (and set X-Forwarded-Proto): their
@@ -56,8 +65,16 @@ class Config:
 
     def __post_init__(self) -> None:
         parse_rate_limits(self.rate_limits)  # a typo fails at boot, not as an unlimited service
+        if self.role not in ROLES:
+            raise ValueError(f"ROLE must be one of {', '.join(ROLES)}, not {self.role!r}")
         if self.trusted_proxies < 0:
             raise ValueError("TRUSTED_PROXIES must be 0 or more")
+
+    @property
+    def train_wait_seconds(self) -> float:
+        if self.train_wait is not None:
+            return self.train_wait
+        return 30.0 if self.role == "all" else 3.0
 
     @property
     def request_limits(self) -> dict[str, str]:
@@ -75,6 +92,9 @@ class Config:
             admin_token=env.get("ADMIN_TOKEN") or None,
             checkpoint_every=int(env.get("CHECKPOINT_EVERY") or defaults.checkpoint_every),
             sync_interval=float(env.get("SYNC_INTERVAL") or defaults.sync_interval),
+            role=(env.get("ROLE") or defaults.role).strip().lower(),
+            learn_interval=float(env.get("LEARN_INTERVAL") or defaults.learn_interval),
+            train_wait=float(env["TRAIN_WAIT"]) if env.get("TRAIN_WAIT") else None,
             rate_limits=env.get("RATE_LIMITS") or defaults.rate_limits,
             trusted_proxies=int(env.get("TRUSTED_PROXIES") or (1 if env.get("DYNO") else 0)),
             cors_origins=env.get("CORS_ORIGINS") or defaults.cors_origins,

@@ -7,10 +7,7 @@ the weights, so a restarted process continues exactly where the last one stopped
 
 from __future__ import annotations
 
-import io
-import json
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Self
 
@@ -20,22 +17,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from numpy_cnn import INPUT_SHAPE, NUM_CLASSES, CNNConfig, state_from_bytes, state_to_bytes
+
 # Retrained models are a function of the log: two processes replaying the same entries must hold
 # bit-identical weights, which multi-threaded CPU kernels only promise with determinism on.
 tf.config.experimental.enable_op_determinism()
-
-INPUT_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
-
-
-@dataclass(frozen=True)
-class CNNConfig:
-    conv_filters: tuple[int, int] = (32, 64)
-    dense_units: int = 128
-    dropout: float = 0.4
-    # Online steps: SGD with momentum. The service sets its own rate (functions.Recipe).
-    learning_rate: float = 0.01
-    momentum: float = 0.5
 
 
 def build_model(config: CNNConfig) -> keras.Model:
@@ -170,27 +156,3 @@ class JointPredictor:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self._predict(tf.constant(x, tf.float32)).numpy()
-
-
-def state_to_bytes(config: CNNConfig, weights: list[np.ndarray], optimizer_state: list[np.ndarray]) -> bytes:
-    """A CNN snapshot (config, weights, optimizer variables) as one .npz, rebuilt by `CNN.from_bytes`."""
-    arrays = {f"weight_{i}": w for i, w in enumerate(weights)}
-    arrays |= {f"optimizer_{i}": v for i, v in enumerate(optimizer_state)}
-    buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        config=np.array(json.dumps(asdict(config))),
-        n_weights=len(weights),
-        n_optimizer=len(optimizer_state),
-        **arrays,
-    )
-    return buffer.getvalue()
-
-
-def state_from_bytes(data: bytes) -> tuple[CNNConfig, list[np.ndarray], list[np.ndarray]]:
-    """What `state_to_bytes` wrote, without building a model (that costs ~0.3 s)."""
-    with np.load(io.BytesIO(data)) as arrays:
-        config = json.loads(str(arrays["config"]))
-        weights = [arrays[f"weight_{i}"] for i in range(int(arrays["n_weights"]))]
-        optimizer_state = [arrays[f"optimizer_{i}"] for i in range(int(arrays["n_optimizer"]))]
-    return CNNConfig(**{**config, "conv_filters": tuple(config["conv_filters"])}), weights, optimizer_state

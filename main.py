@@ -13,7 +13,6 @@ from config import Config
 from dataset import export_zip
 from functions import (
     CANT_RECOGNIZE,
-    DigitService,
     InputError,
     decode_digit,
     decode_drawing,
@@ -21,8 +20,10 @@ from functions import (
     legacy_top3,
     parse_label,
 )
+from journal import Journal
 from security import install_security
-from storage import StorageError
+from serving import Server
+from storage import StorageError, open_storage
 
 MAX_STROKE_POINTS = 20_000
 
@@ -36,7 +37,7 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = config.max_request_bytes
-    app.extensions["digits"] = DigitService.open(config)
+    app.extensions["digits"], app.extensions["learner"] = open_service(config)
     app.extensions["config"] = config
     install_security(app, config)
     app.register_blueprint(routes)
@@ -46,7 +47,28 @@ def create_app(config: Config | None = None) -> Flask:
     return app
 
 
-def service() -> DigitService:
+def open_service(config: Config) -> tuple[Server, object | None]:
+    """The server, and in the `all` role the learner running beside it (the only import of TensorFlow)."""
+    if config.role == "learn":
+        raise ValueError("ROLE=learn is the learner process: run `python learner.py`, not the web app")
+    journal = Journal(open_storage(config.storage_url, config.s3_endpoint_url))
+    server = Server(config, journal, config.models_dir)
+    if config.role == "serve":
+        server.follow_storage()
+        return server, None
+    from learner import InProcessLearner
+
+    return server, InProcessLearner(config, journal, server)
+
+
+def close_service(app: Flask) -> None:
+    """Stop the background threads (tests; gunicorn workers just exit)."""
+    if app.extensions.get("learner") is not None:
+        app.extensions["learner"].close()
+    app.extensions["digits"].close()
+
+
+def service() -> Server:
     return current_app.extensions["digits"]
 
 
@@ -144,12 +166,13 @@ def predict() -> Response:
 
 
 @routes.post("/api/train")
-def train() -> Response:
+def train() -> tuple[Response, int]:
     body = json_body()
     label = parse_label(body.get("label"))
     strokes = parse_strokes(body.get("strokes"))
     digit, png = decode_drawing(body.get("image"))
-    return jsonify(service().train(digit, png, label, strokes, source="api/train"))
+    answer, learned = service().train(digit, png, label, strokes, source="api/train")
+    return jsonify(answer), 200 if learned else 202
 
 
 @routes.post("/api/internals")
@@ -250,7 +273,9 @@ def hook_predict() -> Response:
 def hook_train() -> Response:
     label = parse_label(form_field("digit"))
     digit, png = decode_drawing(form_field("imageBase64"))
-    service().train(digit, png, label, source="hook3")
+    _, learned = service().train(digit, png, label, source="hook3")
+    if not learned:
+        return Response("Stored; learning is pending", status=202, mimetype="text/plain")
     return Response("Trained", mimetype="text/plain")
 
 

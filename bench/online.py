@@ -42,8 +42,8 @@ def run_stream(name: str, n: int, digits: np.ndarray, labels: np.ndarray) -> dic
     with tempfile.TemporaryDirectory() as store:
         app = create_app(Config(storage_url=store, checkpoint_every=100_000, rate_limits="off"))
         client = app.test_client()
-        service = app.extensions["digits"]
-        before = held_out_accuracy(service.learner.models, digits, labels)
+        learner = app.extensions["learner"].learner
+        before = held_out_accuracy(learner.models, digits, labels)
         hits = {f"{m}.{v}": [] for m in MODELS for v in ("original", "retrained")}
         started = time.perf_counter()
         for image, label in drawings:
@@ -54,7 +54,7 @@ def run_stream(name: str, n: int, digits: np.ndarray, labels: np.ndarray) -> dic
             response = client.post("/api/train", json={"image": image, "label": label})
             assert response.status_code == 200, response.get_json()
         seconds = time.perf_counter() - started
-        after = held_out_accuracy(service.learner.models, digits, labels)
+        after = held_out_accuracy(learner.models, digits, labels)
     half = n // 2
     return {
         "stream": name,

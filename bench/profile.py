@@ -55,7 +55,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as store:
         app = create_app(Config(storage_url=store, checkpoint_every=100_000, rate_limits="off"))
-        service = app.extensions["digits"]
+        service, in_process = app.extensions["digits"], app.extensions["learner"]
         client = app.test_client()
         for url in urls[:5]:  # trace the compiled functions before timing
             client.post("/api/predict", json={"image": url})
@@ -69,8 +69,9 @@ def main() -> None:
             ink = ink_from_grey(np.asarray(grey))
             digit = timer.time("predict: preprocess (crop, fit, centre)", preprocess, ink)
             batch = digit[None]
-            for name, model in (*service.original.items(), *service.learner.models.items()):
-                timer.time(f"predict: {name} forward", model.predict_proba, batch)
+            snapshot = service.snapshot
+            for name, model in (*service.original.items(), ("fnn", snapshot.fnn), ("cnn", snapshot.cnn)):
+                timer.time(f"predict: {name} forward (numpy)", model.predict_proba, batch)
             result = timer.time("predict: service.predict (4 models)", service.predict, digit)
             timer.time("predict: JSON encoding", json.dumps, result)
             timer.time("predict: whole request (test client)", client.post, "/api/predict", json={"image": url})
@@ -78,7 +79,7 @@ def main() -> None:
         timer.report()
 
         timer = Timer()
-        learner = service.learner
+        learner = in_process.learner.learner
         for i, url in enumerate(urls):
             digit, png = decode_drawing(url)
             number = 10_000 + i
@@ -91,7 +92,8 @@ def main() -> None:
             timer.time(f"train: FNN step ({fnn_size} images)", learner.fnn.train_step, images[:fnn_size], y[:fnn_size])
             timer.time(f"train: CNN step ({cnn_size} images)", learner.cnn.train_step, images[:cnn_size], y[:cnn_size])
             timer.time("train: store drawing (PNG)", service.journal.store_drawing, png)
-            timer.time("train: publish snapshot", service._publish)
+            snapshot = timer.time("train: make the serving snapshot", in_process.learner.snapshot)
+            timer.time("train: serialise the snapshot (serve role)", snapshot.to_bytes)
             timer.time(
                 "train: whole request (test client)",
                 client.post,

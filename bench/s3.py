@@ -32,7 +32,8 @@ from server import Server  # noqa: E402
 from canvas import canvas_of, to_data_url  # noqa: E402
 from config import Config  # noqa: E402
 from dataset import copier  # noqa: E402
-from functions import DigitService  # noqa: E402
+from journal import Journal  # noqa: E402
+from learner import LogLearner  # noqa: E402
 from mnist import load_split  # noqa: E402
 from storage import LocalStorage, Storage, open_storage  # noqa: E402
 
@@ -84,10 +85,10 @@ def boot_seconds(env: dict[str, str]) -> float:
 
 
 def open_seconds(config: Config) -> tuple[float, int]:
-    """DigitService.open alone (modules already imported): checkpoint, replay, catch-up."""
+    """LogLearner.open alone (modules already imported): checkpoint, replay, catch-up."""
     started = time.perf_counter()
-    service = DigitService.open(config)
-    return time.perf_counter() - started, service.version
+    learner = LogLearner.open(config, Journal(open_storage(config.storage_url, config.s3_endpoint_url)))
+    return time.perf_counter() - started, learner.version
 
 
 def main() -> None:
@@ -124,7 +125,7 @@ def main() -> None:
         boot = boot_seconds({"STORAGE_URL": s3_url, "S3_ENDPOINT_URL": moto.url})
         print(f"boot on the bucket, Procfile command to first healthy answer: {boot:.1f} s")
         seconds, version = open_seconds(Config(storage_url=s3_url, s3_endpoint_url=moto.url))
-        print(f"boot on the bucket, DigitService.open alone: {seconds:.2f} s (model_version {version})")
+        print(f"boot on the bucket, LogLearner.open alone: {seconds:.2f} s (model_version {version})")
 
         if not args.no_replay:
             source, bare = open_storage(s3_url, moto.url), open_storage(f"s3://{bucket}/bare", moto.url)

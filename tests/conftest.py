@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import main  # noqa: E402
 from config import Config  # noqa: E402
 from main import create_app  # noqa: E402
 
@@ -22,9 +24,28 @@ def store(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def close_apps(request):
+    """Every app a test module makes is closed after the module (module-scoped fixtures share theirs across
+    its tests): each runs background threads (its learner, its snapshot follower)."""
+    made = []
+
+    def tracked(*args, **kwargs) -> Flask:
+        made.append(create_app(*args, **kwargs))
+        return made[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(main, "create_app", tracked)
+        if getattr(request.module, "create_app", None) is create_app:
+            patch.setattr(request.module, "create_app", tracked)
+        yield
+    for app in made:
+        main.close_service(app)
+
+
 @pytest.fixture
 def app(store: Path) -> Flask:
-    return create_app(Config(storage_url=str(store), sync_interval=0.0))
+    return main.create_app(Config(storage_url=str(store), sync_interval=0.0))
 
 
 @pytest.fixture
@@ -55,3 +76,12 @@ def s3_credentials(monkeypatch):
 
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
+
+
+def wait_for_version(client: FlaskClient, version: int, timeout: float = 30.0) -> dict:
+    """/healthz once the served models include entry `version`: the learner applies entries on its own thread."""
+    deadline = time.monotonic() + timeout
+    while (health := client.get("/healthz").get_json())["model_version"] < version:
+        assert time.monotonic() < deadline, f"still at version {health['model_version']}, waiting for {version}"
+        time.sleep(0.02)
+    return health

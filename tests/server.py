@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -18,11 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def procfile_command() -> str:
+def procfile_command(kind: str = "web") -> str:
     for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith("web:"):
-            return line.removeprefix("web:").strip()
-    raise AssertionError("Procfile has no web: line")
+        if line.startswith(f"{kind}:"):
+            return line.removeprefix(f"{kind}:").strip()
+    raise AssertionError(f"Procfile has no {kind}: line")
 
 
 def free_port() -> int:
@@ -44,13 +45,16 @@ def request(url: str, body: dict | None = None, timeout: float = 30) -> tuple[in
 class Server:
     """The Procfile's command in its own process group, so that kill -9 takes every worker."""
 
-    def __init__(self, env: dict[str, str], gunicorn_args: str = ""):
-        """`gunicorn_args` go after the Procfile's own (the last of a repeated flag wins): `--workers 2`."""
+    def __init__(self, env: dict[str, str], gunicorn_args: str = "", kind: str = "web"):
+        """`gunicorn_args` go after the Procfile's own (the last of a repeated flag wins): `--workers 2`.
+        `kind="worker"` runs the Procfile's learner instead (no HTTP: only `kill` and `resident_mb` apply)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, "PORT": str(self.port), **env}
+        # This interpreter's environment first on PATH, so that `gunicorn` is the one beside it (.venv's).
+        full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
         self.process = subprocess.Popen(
-            ["bash", "-c", f"exec {procfile_command()} {gunicorn_args}"],
+            ["bash", "-c", f"exec {procfile_command(kind)} {gunicorn_args}"],
             cwd=ROOT,
             env=full_env,
             start_new_session=True,
@@ -69,19 +73,30 @@ class Server:
                 time.sleep(0.25)
         raise AssertionError("server did not become healthy")
 
-    def resident_mb(self) -> dict[int, float]:
-        """Resident MB of every process in the server's process group (the gunicorn master and its workers)."""
-        sizes = {}
+    def _group(self, name: str) -> dict[int, str]:
+        """/proc/<pid>/<name> of every process in the server's process group (the gunicorn master and workers)."""
+        files = {}
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
-                if os.getpgid(int(pid)) != self.process.pid:
-                    continue
-                status = Path(f"/proc/{pid}/status").read_text()
+                if os.getpgid(int(pid)) == self.process.pid:
+                    files[int(pid)] = Path(f"/proc/{pid}/{name}").read_text()
             except (OSError, ProcessLookupError):
                 continue
+        return files
+
+    def resident_mb(self) -> dict[int, float]:
+        """Resident MB of every process in the server's process group."""
+        sizes = {}
+        for pid, status in self._group("status").items():
             kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-            sizes[int(pid)] = kb / 1024
+            sizes[pid] = kb / 1024
         return sizes
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the process group's live processes so far."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        stats = self._group("stat").values()
+        return sum(int(f[11]) + int(f[12]) for f in (s.rsplit(")", 1)[1].split() for s in stats)) / ticks
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import create_app
+from conftest import create_app, wait_for_version
 from drawings import blank_canvas, canvas_of, stroke_canvas, to_data_url
 from PIL import Image
 
@@ -33,7 +33,15 @@ def probabilities(result: dict, model: str, variant: str) -> dict[int, float]:
 
 
 def test_health_and_pages(client):
-    assert client.get("/healthz").get_json() == {"status": "ok", "model_version": 0, "degraded": []}
+    assert client.get("/healthz").get_json() == {
+        "status": "ok",
+        "model_version": 0,
+        "log_version": 0,
+        "behind": 0,
+        "learner": "up_to_date",
+        "learner_seen_seconds_ago": 0.0,
+        "degraded": [],
+    }
     for page in ("/", "/models", "/about"):
         response = client.get(page)
         assert response.status_code == 200 and b"<!doctype html>" in response.data
@@ -163,7 +171,7 @@ def test_legacy_hook_collects_without_training(client, store):
     log, drawings = stored(store)
     assert [d.name for d in drawings] == [name] and len(log) == 1
     assert json.loads(log[0].read_text())["kind"] == "collect"
-    assert client.get("/healthz").get_json()["model_version"] == 1
+    assert wait_for_version(client, 1)["model_version"] == 1
     assert client.get("/api/stats").get_json()["accuracy"]["fnn"]["retrained"]["n_scored"] == 0
 
 
@@ -206,7 +214,7 @@ def test_restart_lands_on_the_same_models(store, mnist_test):
     image = seven(mnist_test)
     for label in (7, 1, 7):
         client.post("/api/train", json={"image": image if label == 7 else ONE, "label": label})
-    first.extensions["digits"].flush_checkpoints()
+    first.extensions["learner"].flush_checkpoints()
     expected = client.post("/api/predict", json={"image": image}).get_json()
     assert list((store / "checkpoints").glob("*.zip"))  # version 2 checkpoint, then replay of 3
     again = create_app(Config(storage_url=str(store), checkpoint_every=2)).test_client()
@@ -226,6 +234,7 @@ def test_two_apps_on_one_folder_converge(store, mnist_test):
     a.post("/api/train", json={"image": image, "label": 7})
     b.post("/api/train", json={"image": ONE, "label": 1})
     a.post("/api/train", json={"image": ONE, "label": 1})
+    wait_for_version(b, 3)
     from_a = a.post("/api/predict", json={"image": image}).get_json()
     from_b = b.post("/api/predict", json={"image": image}).get_json()
     assert from_a["model_version"] == from_b["model_version"] == 3
@@ -273,6 +282,7 @@ def test_rollback_to_an_earlier_version(store, mnist_test):
 def test_recent_samples_and_their_images(client):
     client.post("/api/train", json={"image": ONE, "label": 1})
     client.post("/hook", data={"imageBase64": ONE, "digit": "4"})
+    wait_for_version(client, 2)
     samples = client.get("/api/samples/recent").get_json()["samples"]
     assert [(s["label"], s["kind"]) for s in samples] == [(4, "collect"), (1, "train")]
     image = client.get(samples[0]["image_url"])

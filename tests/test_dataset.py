@@ -59,7 +59,7 @@ def fill(store: Path, admin_token: str | None = None):
     app.extensions["digits"].reset()
     Journal(LocalStorage(store)).try_append(5, Entry("train", 3, "drawings/gone.png"))  # its drawing is lost
     assert client.post("/api/train", json={"image": ONE, "label": 1}).status_code == 200
-    app.extensions["digits"].flush_checkpoints()
+    app.extensions["learner"].flush_checkpoints()
     return app
 
 

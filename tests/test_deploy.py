@@ -72,7 +72,8 @@ def test_kill_9_during_training_loses_no_acknowledged_drawing(tmp_path, delay):
         served = request(f"{restarted.url}/api/predict", {"image": DRAWINGS[0][0]})[1]
     finally:
         restarted.kill(signal.SIGTERM)
-    assert list((store / "checkpoints").glob("*.zip"))
-    shutil.rmtree(store / "checkpoints")  # a replay from the originals must land on the same weights
+    # A replay from the originals must land on the same weights as the checkpoints (if a kill at 0.3 s left
+    # fewer than CHECKPOINT_EVERY entries, or a checkpoint was in flight, there are none: the replay still counts).
+    shutil.rmtree(store / "checkpoints", ignore_errors=True)
     replayed = create_app(Config(storage_url=str(store), checkpoint_every=10_000)).test_client()
     assert replayed.post("/api/predict", json={"image": DRAWINGS[0][0]}).get_json() == served

@@ -6,7 +6,8 @@ import numpy as np
 from conftest import ROOT
 
 from conv_net import CNN
-from functions import Learner, Recipe, load_replay, preprocess, read_memory
+from functions import preprocess
+from learner import Learner, Recipe, load_replay, read_memory
 from two_layer_net import FNN
 
 MODELS = ROOT / "models"

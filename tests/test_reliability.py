@@ -221,7 +221,7 @@ def test_full_disk_is_a_503_and_recovers(small_disk):
     app = create_app(Config(storage_url=str(store), sync_interval=0, rate_limits="off", checkpoint_every=1))
     client = app.test_client()
     assert client.post("/api/train", json={"image": ONE, "label": 1}).status_code == 200
-    app.extensions["digits"].flush_checkpoints()
+    app.extensions["learner"].flush_checkpoints()
     filler = small_disk / "filler"
     with open(filler, "wb") as f, pytest.raises(OSError, match="No space"):
         while True:
@@ -270,7 +270,7 @@ def test_damaged_checkpoints_and_entries_are_skipped_never_fatal(store):
     client = app.test_client()
     for image, label in DRAWINGS * 2:  # entries 1..6, checkpoints 2, 4, 6
         assert client.post("/api/train", json={"image": image, "label": label}).status_code == 200
-    app.extensions["digits"].flush_checkpoints()
+    app.extensions["learner"].flush_checkpoints()
     checkpoints = sorted((store / "checkpoints").glob("*.zip"))
     assert [p.stem for p in checkpoints] == ["0000000002", "0000000004", "0000000006"]
     checkpoints[2].write_bytes(checkpoints[2].read_bytes()[:1000])  # half-written

@@ -146,7 +146,7 @@ def test_boot_survives_an_old_apps_bucket_and_a_damaged_checkpoint(moto, bucket)
     client = app.test_client()
     for image, label in ((ONE, 1), (SEVEN, 7), (ONE, 1)):
         assert client.post("/api/train", json={"image": image, "label": label}).status_code == 200
-    app.extensions["digits"].flush_checkpoints()
+    app.extensions["learner"].flush_checkpoints()
     expected = client.post("/api/predict", json={"image": SEVEN}).get_json()
     assert "checkpoints/0000000002.zip" in moto.keys(bucket)
     whole = s3.get_object(Bucket=bucket, Key="checkpoints/0000000002.zip")["Body"].read()
@@ -197,7 +197,9 @@ def test_two_processes_on_one_bucket_converge(moto, bucket, digits):
         def train(i: int) -> int:
             image, label = digits[i]
             status, body = request(f"{servers[i % 2].url}/api/train", {"image": image, "label": label}, timeout=60)
-            assert status == 200, body
+            # 202: stored, and this process's learner is still applying the other process's entries (each
+            # `all` process learns every entry itself: that is what ROLE=serve plus one learner avoids).
+            assert status in (200, 202), body
             return int(body["sample_id"])
 
         with ThreadPoolExecutor(4) as pool:  # two clients on each process
@@ -231,7 +233,7 @@ def test_outage_in_the_middle_refuses_trains_keeps_predicting_and_loses_nothing(
             image, label = digits[i % len(digits)]
             started = time.monotonic()
             status, body = request(f"{server.url}/api/train", {"image": image, "label": label}, timeout=60)
-            if status == 200:
+            if status in (200, 202):  # 202: stored, but the learner could not read it back before the cut
                 acknowledged.append(int(body["sample_id"]))
             else:
                 refused.append((time.monotonic() - started, body))

@@ -14,6 +14,7 @@ from flask import Flask
 
 import functions
 import main
+import scores
 from config import DEFAULT_RATE_LIMITS, Config, parse_rate_limits
 from security import ROUTE_KINDS
 from storage import StorageError
@@ -281,8 +282,8 @@ def test_poisoning_flags_the_retrained_model(store, monkeypatch):
     originals on honest drawings, and /healthz and /api/stats say which (small windows keep this quick)."""
     from mnist import load_split
 
-    monkeypatch.setattr(functions, "RECENT", 10)
-    monkeypatch.setattr(functions, "DEGRADED_MIN_SCORED", 10)
+    monkeypatch.setattr(scores, "RECENT", 10)
+    monkeypatch.setattr(scores, "DEGRADED_MIN_SCORED", 10)
     images, labels = load_split(MNIST, "train")
     ones = [functions.decode_drawing(to_data_url_of(images[i])) for i in np.flatnonzero(labels == 1)[:50]]
     app = create_app(Config(storage_url=str(store), rate_limits="off", checkpoint_every=10_000))
