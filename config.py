@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from limits import parse_many
 
@@ -13,6 +14,8 @@ ROOT = Path(__file__).resolve().parent
 # admin routes are for one operator, and their limit slows token guessing.
 DEFAULT_RATE_LIMITS = "predict=60/minute;train=20/minute;admin=10/minute"
 RATE_LIMIT_KINDS = ("predict", "train", "admin")
+RATE_LIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss")
+RATE_LIMIT_STORAGE_VARIABLES = "RATE_LIMIT_STORAGE"
 
 
 def parse_rate_limits(text: str) -> dict[str, str]:
@@ -32,6 +35,25 @@ def parse_rate_limits(text: str) -> dict[str, str]:
     return {kind: value for kind, value in limits.items() if value.lower() != "off"}
 
 
+def check_rate_limit_storage(url: str) -> None:
+    """ValueError unless `url` is memory:// or a redis:// (rediss:// for TLS) URL with a host and, if any, a
+    valid port. The message names the scheme only: the URL may hold a password."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""  # as written: redis-py refuses REDIS://
+    expected = "expected memory:// or redis://[:password@]host[:port][/db] (rediss:// for TLS)"
+    if scheme not in RATE_LIMIT_STORAGE_SCHEMES:
+        got = f"a {scheme}:// URL" if scheme else "no scheme"
+        raise ValueError(f"{RATE_LIMIT_STORAGE_VARIABLES}: {expected}, got {got}")
+    if scheme == "memory":
+        return
+    parts = urlsplit(url)
+    try:
+        valid_port = parts.port != 0  # None (Redis's 6379) or 1..65535; ValueError for anything else
+    except ValueError:
+        valid_port = False
+    if not parts.hostname or not valid_port:
+        raise ValueError(f"{RATE_LIMIT_STORAGE_VARIABLES}: {expected}; this URL lacks a host or a valid port")
+
+
 @dataclass(frozen=True)
 class Config:
     # Where the log of labelled drawings lives: a folder path, file:///path, or s3://bucket/prefix.
@@ -47,6 +69,9 @@ class Config:
     sync_interval: float = 1.0
     # Per-client limits by kind of route (see parse_rate_limits); "off" for load tests.
     rate_limits: str = DEFAULT_RATE_LIMITS
+    # Where rate-limit counters live: memory:// counts in each process; redis://host:port (rediss:// for
+    # TLS) makes every process of a fleet draw from one budget. Not in repr: the URL may hold a password.
+    rate_limit_storage: str = field(default="memory://", repr=False)
     # How many proxies in front of the app append to X-Forwarded-For (and set X-Forwarded-Proto): their
     # last hops name the client. 1 behind Heroku's router (the default when Heroku's DYNO is set); 0 when
     # clients connect directly, and the headers, which anyone can send, are ignored.
@@ -56,6 +81,7 @@ class Config:
 
     def __post_init__(self) -> None:
         parse_rate_limits(self.rate_limits)  # a typo fails at boot, not as an unlimited service
+        check_rate_limit_storage(self.rate_limit_storage)
         if self.trusted_proxies < 0:
             raise ValueError("TRUSTED_PROXIES must be 0 or more")
 
@@ -76,6 +102,7 @@ class Config:
             checkpoint_every=int(env.get("CHECKPOINT_EVERY") or defaults.checkpoint_every),
             sync_interval=float(env.get("SYNC_INTERVAL") or defaults.sync_interval),
             rate_limits=env.get("RATE_LIMITS") or defaults.rate_limits,
+            rate_limit_storage=env.get("RATE_LIMIT_STORAGE") or defaults.rate_limit_storage,
             trusted_proxies=int(env.get("TRUSTED_PROXIES") or (1 if env.get("DYNO") else 0)),
             cors_origins=env.get("CORS_ORIGINS") or defaults.cors_origins,
         )

@@ -55,3 +55,13 @@ def s3_credentials(monkeypatch):
 
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path):
+    """Debian's redis-server on a free loopback port, without persistence, killed after the test."""
+    from redisserver import RedisServer
+
+    server = RedisServer(tmp_path / "redis")
+    yield server
+    server.kill()
