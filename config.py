@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent
 DEFAULT_RATE_LIMITS = "predict=60/minute;train=20/minute;admin=10/minute"
 RATE_LIMIT_KINDS = ("predict", "train", "admin")
 RATE_LIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss")
-RATE_LIMIT_STORAGE_VARIABLES = "RATE_LIMIT_STORAGE"
+RATE_LIMIT_STORAGE_VARIABLES = "RATE_LIMIT_STORAGE (or, when unset, REDIS_URL)"
 
 
 def parse_rate_limits(text: str) -> dict[str, str]:
@@ -52,6 +52,14 @@ def check_rate_limit_storage(url: str) -> None:
         valid_port = False
     if not parts.hostname or not valid_port:
         raise ValueError(f"{RATE_LIMIT_STORAGE_VARIABLES}: {expected}; this URL lacks a host or a valid port")
+
+
+def unverified_tls(redis_url: str) -> str:
+    """Heroku's Key-Value Store serves rediss:// with a self-signed certificate that no client can verify,
+    so its REDIS_URL is used encrypted but unverified, as Heroku documents; redis:// is returned as it is."""
+    if urlsplit(redis_url).scheme != "rediss" or "ssl_cert_reqs=" in redis_url:
+        return redis_url
+    return f"{redis_url}{'&' if '?' in redis_url else '?'}ssl_cert_reqs=none"
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,9 @@ class Config:
             checkpoint_every=int(env.get("CHECKPOINT_EVERY") or defaults.checkpoint_every),
             sync_interval=float(env.get("SYNC_INTERVAL") or defaults.sync_interval),
             rate_limits=env.get("RATE_LIMITS") or defaults.rate_limits,
-            rate_limit_storage=env.get("RATE_LIMIT_STORAGE") or defaults.rate_limit_storage,
+            # Attaching Heroku's Key-Value Store sets REDIS_URL: a fleet then shares its limits unasked.
+            rate_limit_storage=env.get("RATE_LIMIT_STORAGE")
+            or (unverified_tls(env["REDIS_URL"]) if env.get("REDIS_URL") else defaults.rate_limit_storage),
             trusted_proxies=int(env.get("TRUSTED_PROXIES") or (1 if env.get("DYNO") else 0)),
             cors_origins=env.get("CORS_ORIGINS") or defaults.cors_origins,
         )
