@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from limits import parse_many
 
@@ -14,6 +15,8 @@ ROOT = Path(__file__).resolve().parent
 DEFAULT_RATE_LIMITS = "predict=60/minute;train=20/minute;admin=10/minute"
 RATE_LIMIT_KINDS = ("predict", "train", "admin")
 ROLES = ("all", "serve", "learn")
+RATE_LIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss")
+RATE_LIMIT_STORAGE_VARIABLES = "RATE_LIMIT_STORAGE (or, when unset, REDIS_URL)"
 
 
 def parse_rate_limits(text: str) -> dict[str, str]:
@@ -31,6 +34,33 @@ def parse_rate_limits(text: str) -> dict[str, str]:
             parse_many(value)  # ValueError with the reason if it does not parse
         limits[kind] = value
     return {kind: value for kind, value in limits.items() if value.lower() != "off"}
+
+
+def check_rate_limit_storage(url: str) -> None:
+    """ValueError unless `url` is memory:// or a redis:// (rediss:// for TLS) URL with a host and, if any, a
+    valid port. The message names the scheme only: the URL may hold a password."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""  # as written: redis-py refuses REDIS://
+    expected = "expected memory:// or redis://[:password@]host[:port][/db] (rediss:// for TLS)"
+    if scheme not in RATE_LIMIT_STORAGE_SCHEMES:
+        got = f"a {scheme}:// URL" if scheme else "no scheme"
+        raise ValueError(f"{RATE_LIMIT_STORAGE_VARIABLES}: {expected}, got {got}")
+    if scheme == "memory":
+        return
+    parts = urlsplit(url)
+    try:
+        valid_port = parts.port != 0  # None (Redis's 6379) or 1..65535; ValueError for anything else
+    except ValueError:
+        valid_port = False
+    if not parts.hostname or not valid_port:
+        raise ValueError(f"{RATE_LIMIT_STORAGE_VARIABLES}: {expected}; this URL lacks a host or a valid port")
+
+
+def unverified_tls(redis_url: str) -> str:
+    """Heroku's Key-Value Store serves rediss:// with a self-signed certificate that no client can verify,
+    so its REDIS_URL is used encrypted but unverified, as Heroku documents; redis:// is returned as it is."""
+    if urlsplit(redis_url).scheme != "rediss" or "ssl_cert_reqs=" in redis_url:
+        return redis_url
+    return f"{redis_url}{'&' if '?' in redis_url else '?'}ssl_cert_reqs=none"
 
 
 @dataclass(frozen=True)
@@ -56,6 +86,9 @@ class Config:
     train_wait: float | None = None
     # Per-client limits by kind of route (see parse_rate_limits); "off" for load tests.
     rate_limits: str = DEFAULT_RATE_LIMITS
+    # Where rate-limit counters live: memory:// counts in each process; redis://host:port (rediss:// for
+    # TLS) makes every process of a fleet draw from one budget. Not in repr: the URL may hold a password.
+    rate_limit_storage: str = field(default="memory://", repr=False)
     # How many proxies in front of the app append to X-Forwarded-For (and set X-Forwarded-Proto): their
     # last hops name the client. 1 behind Heroku's router (the default when Heroku's DYNO is set); 0 when
     # clients connect directly, and the headers, which anyone can send, are ignored.
@@ -67,6 +100,7 @@ class Config:
         parse_rate_limits(self.rate_limits)  # a typo fails at boot, not as an unlimited service
         if self.role not in ROLES:
             raise ValueError(f"ROLE must be one of {', '.join(ROLES)}, not {self.role!r}")
+        check_rate_limit_storage(self.rate_limit_storage)
         if self.trusted_proxies < 0:
             raise ValueError("TRUSTED_PROXIES must be 0 or more")
 
@@ -96,6 +130,9 @@ class Config:
             learn_interval=float(env.get("LEARN_INTERVAL") or defaults.learn_interval),
             train_wait=float(env["TRAIN_WAIT"]) if env.get("TRAIN_WAIT") else None,
             rate_limits=env.get("RATE_LIMITS") or defaults.rate_limits,
+            # Attaching Heroku's Key-Value Store sets REDIS_URL: a fleet then shares its limits unasked.
+            rate_limit_storage=env.get("RATE_LIMIT_STORAGE")
+            or (unverified_tls(env["REDIS_URL"]) if env.get("REDIS_URL") else defaults.rate_limit_storage),
             trusted_proxies=int(env.get("TRUSTED_PROXIES") or (1 if env.get("DYNO") else 0)),
             cors_origins=env.get("CORS_ORIGINS") or defaults.cors_origins,
         )

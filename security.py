@@ -8,8 +8,11 @@
 - CORS (flask-cors) only on the original apps' routes, from `config.cors_origins`, without credentials;
 - security headers on every response: a Content-Security-Policy without inline script, no sniffing, no framing.
 
-Limits are counted in each process's memory: with several gunicorn workers or dynos a client may get up to
-that many times its budget. That still bounds a flood; an exact count would need a shared store (Redis).
+Where the counts live is `config.rate_limit_storage`. In memory (the default) each process counts alone: with
+several gunicorn workers or dynos a client may get up to that many times its budget, which still bounds a flood.
+In Redis every process draws from one budget. If Redis stops answering, each process falls back to counting in
+its own memory (the same limits, per process, as with memory://) and keeps serving; it goes back to Redis once
+a ping succeeds, which Flask-Limiter tries on a request at most 1, 2, 4 ... 32 s after the last try.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from flask import Flask, Response, request
 from flask_cors import CORS
 from flask_limiter import Limit, Limiter
 from flask_limiter.util import get_remote_address
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config
@@ -59,6 +64,12 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+# Redis answers a rate-limit check in well under a millisecond on its own network: half a second to connect
+# (TLS included) or to answer means it is gone, and the request goes on counting in this process's memory
+# rather than wait (redis-py's defaults wait without end, then retry 3 times with up to 10 s of backoff).
+# A connection that the server closed while idle needs no retry: the pool replaces it before use.
+REDIS_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5, "retry": Retry(NoBackoff(), 0)}
+
 # Sent only over HTTPS (as Heroku's router reports it), where a browser honours it.
 STRICT_TRANSPORT_SECURITY = "max-age=31536000"
 
@@ -68,7 +79,7 @@ def install_security(app: Flask, config: Config) -> None:
     if config.trusted_proxies:
         hops = config.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
-    install_rate_limits(app, config.request_limits)
+    install_rate_limits(app, config.request_limits, config.rate_limit_storage)
     origins = [origin.strip() for origin in config.cors_origins.split(",") if origin.strip()]
     CORS(
         app,
@@ -88,8 +99,9 @@ def route_kind() -> str | None:
     return ROUTE_KINDS.get(request.url_rule.rule)
 
 
-def install_rate_limits(app: Flask, limits: dict[str, str]) -> Limiter | None:
-    """One shared budget per kind of route and client address; none at all when `limits` is empty."""
+def install_rate_limits(app: Flask, limits: dict[str, str], storage_uri: str) -> Limiter | None:
+    """One shared budget per kind of route and client address, counted in `storage_uri` (memory:// or a
+    Redis URL); none at all when `limits` is empty."""
     if not limits:
         return None
     budgets = [
@@ -106,7 +118,12 @@ def install_rate_limits(app: Flask, limits: dict[str, str]) -> Limiter | None:
         get_remote_address,
         app=app,
         default_limits=budgets,
-        storage_uri="memory://",
+        storage_uri=storage_uri,
+        storage_options=REDIS_OPTIONS if storage_uri.startswith("redis") else {},
+        # Redis down: count in this process's memory rather than refuse or stop limiting. swallow_errors
+        # covers a request already waiting on Redis when another thread switched to memory.
+        in_memory_fallback_enabled=True,
+        swallow_errors=True,
         strategy="moving-window",  # a fixed window lets a client spend two budgets around its edge
         headers_enabled=True,
         key_prefix="digits",

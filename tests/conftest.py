@@ -85,3 +85,13 @@ def wait_for_version(client: FlaskClient, version: int, timeout: float = 30.0) -
         assert time.monotonic() < deadline, f"still at version {health['model_version']}, waiting for {version}"
         time.sleep(0.02)
     return health
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path):
+    """Debian's redis-server on a free loopback port, without persistence, killed after the test."""
+    from redisserver import RedisServer
+
+    server = RedisServer(tmp_path / "redis")
+    yield server
+    server.kill()
