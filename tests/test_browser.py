@@ -7,38 +7,12 @@ both sizes, light and dark, land in test-artifacts/ for review.
 
 from __future__ import annotations
 
-import itertools
 import re
-import shutil
-import threading
-from collections.abc import Iterator
 
 import pytest
-from conftest import ROOT
+from browsing import DEVICES, draw, launch, needs_chromium, open_page, press, screenshot, serve
 from drawings import stroke_canvas, to_data_url
-from werkzeug.serving import make_server
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-CSP = "script-src 'self'; style-src 'self'"
-DEVICES = {
-    "desktop": {"viewport": {"width": 1280, "height": 800}},
-    "mobile": {
-        "viewport": {"width": 375, "height": 667},
-        "has_touch": True,
-        "is_mobile": True,
-        "device_scale_factor": 2,
-    },
-}
 # Strokes as fractions of the canvas.
 ONE = [(0.5, 0.15), (0.5, 0.85)]
 SEVEN = [(0.25, 0.2), (0.75, 0.2), (0.4, 0.85)]
@@ -50,38 +24,19 @@ new PerformanceObserver((list) => {
 }).observe({ type: "layout-shift", buffered: true });
 """
 
-pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium is not installed")
-
-
-def with_csp(wsgi_app):
-    """The app as it will be deployed: no inline scripts or styles allowed."""
-
-    def app(environ, start_response):
-        def start(status, headers, exc_info=None):
-            return start_response(status, [*headers, ("Content-Security-Policy", CSP)], exc_info)
-
-        return wsgi_app(environ, start)
-
-    return app
-
-
-@pytest.fixture
-def base_url(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, with_csp(app), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launch() as browser:
         yield browser
-        browser.close()
+
+
+@pytest.fixture
+def base_url(app):
+    with serve(app) as url:
+        yield url
 
 
 @pytest.fixture(params=list(DEVICES))
@@ -91,67 +46,11 @@ def device(request) -> str:
 
 @pytest.fixture
 def page(browser, base_url, device):
-    context = browser.new_context(base_url=base_url, **DEVICES[device])
-    context.set_default_timeout(20_000)
-    context.add_init_script(RECORD_LAYOUT_SHIFTS)
-    page = context.new_page()
-    page.device = device
-    page.console_errors = []
-    page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
-    page.on("pageerror", lambda e: page.console_errors.append(str(e)))
+    page = open_page(browser, base_url, device)
+    page.context.add_init_script(RECORD_LAYOUT_SHIFTS)
     yield page
-    context.close()
+    page.context.close()
     assert page.console_errors == []
-
-
-def draw(page, points: list[tuple[float, float]]) -> None:
-    """One stroke through points given as fractions of the canvas: the mouse on a desktop, a finger on a phone."""
-    canvas = page.locator("#canvas")
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    pixels = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
-    path = [pixels[0]]
-    for (x0, y0), (x1, y1) in itertools.pairwise(pixels):
-        path += [(x0 + (x1 - x0) * i / 12, y0 + (y1 - y0) * i / 12) for i in range(1, 13)]
-    if page.device == "mobile":
-        touch(page, path)
-    else:
-        page.mouse.move(*path[0])
-        page.mouse.down()
-        for x, y in path[1:]:
-            page.mouse.move(x, y)
-        page.mouse.up()
-
-
-def touch(page, path: list[tuple[float, float]]) -> None:
-    """A real touch drag (page.touchscreen only taps); the page must not scroll under the finger."""
-    scroll = page.evaluate("window.scrollY")
-    cdp = page.context.new_cdp_session(page)
-    for i, (x, y) in enumerate(path):
-        kind = "touchStart" if i == 0 else "touchMove"
-        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y}]})
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
-    cdp.detach()
-    # Chromium's gesture detector drops a tap that follows a drag within a few hundred ms; no person is that fast.
-    page.wait_for_timeout(600)
-    assert page.evaluate("window.scrollY") == scroll
-
-
-def press(page, selector: str) -> None:
-    """Click with the mouse, or tap on a touch screen."""
-    if page.device == "mobile":
-        page.locator(selector).tap()
-    else:
-        page.click(selector)
-
-
-def screenshot(page, name: str, dark: bool = True) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}-{page.device}.png"), full_page=True)
-    if dark:
-        page.emulate_media(color_scheme="dark")
-        page.screenshot(path=str(ARTIFACTS / f"{name}-{page.device}-dark.png"), full_page=True)
-        page.emulate_media(color_scheme="light")
 
 
 def preview_peak(page, selector: str = "#preview") -> int:
