@@ -6,6 +6,7 @@ import hmac
 import json
 import logging
 import math
+import os
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request, send_file, url_for
 from werkzeug.exceptions import HTTPException
@@ -276,3 +277,9 @@ def __getattr__(name: str) -> Flask:
         raise AttributeError(name)
     globals()["app"] = create_app()
     return globals()["app"]
+
+
+if __name__ == "__main__":
+    # `python main.py`: Flask's development server on PORT (default 5000), reachable from this machine only.
+    # Deployments run gunicorn (the Procfile); scripts/run.sh runs that command locally.
+    create_app().run(host="127.0.0.1", port=int(os.environ.get("PORT") or 5000))
