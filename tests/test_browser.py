@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from browsing import DEVICES, draw, launch, needs_chromium, open_page, press, screenshot, serve
+from browsing import DEVICES, draw, launch, needs_chromium, open_page, press, screenshot, serve, swipe
 from drawings import stroke_canvas, to_data_url
 
 # Strokes as fractions of the canvas.
@@ -71,18 +71,38 @@ def train(app, label: int) -> None:
     assert app.test_client().post("/api/train", json={"image": image, "label": label}).status_code == 200
 
 
-def test_draw_predict_and_correct(page):
+def stored_total(app) -> int:
+    return app.test_client().get("/api/stats").get_json()["samples"]["total"]
+
+
+def expect_nothing_shown(page) -> None:
+    """No answer, marked digit, preview or message is left over from an earlier drawing."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#answer")).to_have_text("?")
+    expect(page.locator("#agreement")).to_have_text("")
+    expect(page.locator("#status")).to_have_text("")
+    expect(page.locator(".digits .predicted")).to_have_count(0)
+    expect(page.locator(".digits .stored")).to_have_count(0)
+    expect(page.locator("#preview")).to_have_class(re.compile("blank"))
+    assert preview_peak(page) == 0
+
+
+def test_draw_predict_and_correct(app, page):
     from playwright.sync_api import expect
 
     page.goto("/")
     expect(page.locator("#version")).to_have_text("0")
     ratio = 2 if page.device == "mobile" else 1
     assert page.evaluate("(c => c.width / c.clientWidth)(document.querySelector('#canvas'))") == ratio
-    assert preview_peak(page) == 0
+    expect_nothing_shown(page)
 
     draw(page, ONE)
     press(page, "#predict")
     expect(page.locator("#answer")).to_have_text("1")
+    expect(page.locator("#agreement")).to_have_text("All 4 models say 1.")
+    expect(page.locator(".digits .predicted")).to_have_text("1")  # a right answer is one tap away
+    expect(page.locator("#status")).to_contain_text("the marked 1")
     for model in ("fnn", "cnn"):
         for variant in ("original", "retrained"):
             rows = page.locator(f'.top3[data-model="{model}"][data-variant="{variant}"] li:not(.empty)')
@@ -96,31 +116,34 @@ def test_draw_predict_and_correct(page):
     expect(page.locator("#version")).to_have_text("1")
     expect(page.locator("#status")).to_contain_text("Thanks")
     expect(page.locator('[data-card="cnn.retrained"]')).to_have_class(re.compile("updated"))
+    expect(page.locator(".digits .stored")).to_have_text("1")
     body = sent.value.post_data_json
     assert body["label"] == 1 and body["image"].startswith("data:image/png;base64,")
     (stroke,) = body["strokes"]  # one vertical stroke, as points [x, y, t_ms] in the 280x280 image
     assert len(stroke) > 5 and all(len(point) == 3 for point in stroke)
     assert abs(stroke[0][0] - 140) < 2 and stroke[0][1] < stroke[-1][1] and stroke[-1][2] >= stroke[0][2]
 
-    draw(page, SEVEN)  # the labelled drawing made way for a new one
-    expect(page.locator("#answer")).to_have_text("?")
+    draw(page, SEVEN)  # the labelled drawing made way for a new one, and so did its answer and messages
+    expect_nothing_shown(page)
+    expect(page.locator('[data-card="cnn.retrained"]')).not_to_have_class(re.compile("updated"))
     press(page, "#predict")
     expect(page.locator("#answer")).not_to_have_text("?", timeout=20_000)
     press(page, '[data-label="7"]')
     expect(page.locator("#version")).to_have_text("2")
     expect(page.locator("#status")).to_contain_text("Learned that this is a 7")
     screenshot(page, "draw-corrected", dark=False)
+    assert stored_total(app) == 2
 
     press(page, "#undo")
+    expect_nothing_shown(page)
     press(page, "#predict")
-    expect(page.locator("#message")).to_contain_text("Nothing is drawn")
+    expect(page.locator("#status")).to_have_text("Nothing is drawn: draw a digit first.")
     expect(page.locator("#answer")).to_have_text("?")
-    assert preview_peak(page) == 0
     assert sum(page.evaluate("window.__shifts")) < 0.02
 
 
 @pytest.mark.parametrize("device", ["desktop"])
-def test_keyboard_live_prediction_and_errors(page):
+def test_keyboard_live_prediction_and_errors(app, page):
     from playwright.sync_api import expect
 
     page.goto("/")
@@ -131,15 +154,25 @@ def test_keyboard_live_prediction_and_errors(page):
     page.keyboard.press("Enter")
     expect(page.locator("#answer")).to_have_text("1")
     page.keyboard.press("Escape")
-    expect(page.locator("#answer")).to_have_text("?")
+    expect_nothing_shown(page)
     page.keyboard.press("Enter")
-    expect(page.locator("#message")).to_have_text("Nothing is drawn: draw a digit first.")
+    expect(page.locator("#status")).to_have_text("Nothing is drawn: draw a digit first.")
 
     page.check("#live")
     with page.expect_response("**/api/predict"):
         draw(page, ONE)
     expect(page.locator("#answer")).to_have_text("1")
+    page.keyboard.press("Enter")  # with the answer on screen, Enter confirms it
+    expect(page.locator("#version")).to_have_text("1")
+    expect(page.locator("#status")).to_contain_text("Learned that this is a 1")
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_have_text("This drawing is already stored as a 1. Draw the next digit.")
+    page.keyboard.press("3")
+    expect(page.locator("#status")).to_contain_text("already stored as a 1, so not as a 3. If it is a 3, draw it again")
+    assert stored_total(app) == 1
 
+    with page.expect_response("**/api/predict"):
+        draw(page, SEVEN)
     page.route(
         "**/api/train",
         lambda route: route.fulfill(
@@ -148,16 +181,142 @@ def test_keyboard_live_prediction_and_errors(page):
             body='{"error": "storage_unavailable", "message": "The drawing store is unavailable; nothing was saved."}',
         ),
     )
-    page.keyboard.press("3")
+    page.keyboard.press("7")
     expect(page.locator("#status")).to_have_text("The drawing store is unavailable; nothing was saved.")
     expect(page.locator("#status")).to_have_class(re.compile("error"))
-    expect(page.locator("#version")).to_have_text("0")
+    expect(page.locator(".digits .stored")).to_have_count(0)
+    expect(page.locator("#version")).to_have_text("1")
     page.unroute("**/api/train")
+    page.keyboard.press("7")  # nothing was stored, so the same drawing may be labelled again
+    expect(page.locator("#version")).to_have_text("2")
+    assert stored_total(app) == 2
 
     page.route("**/api/predict", lambda route: route.abort())
+    draw(page, ONE)
     page.click("#predict")
-    expect(page.locator("#message")).to_contain_text("could not be reached")
+    expect(page.locator("#status")).to_contain_text("could not be reached")
     page.console_errors.clear()  # the aborted request is logged by the browser, as it should be
+
+
+def test_one_drawing_gets_one_label(app, page):
+    """A double tap (or the same key twice) stores one entry; a second label for the drawing is refused, saying so."""
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    expect(page.locator("#version")).to_have_text("0")
+    draw(page, ONE)
+    button = page.locator('[data-label="1"]')
+    if page.device == "mobile":
+        button.tap()
+        page.wait_for_timeout(350)
+        button.tap()
+    else:
+        button.dblclick(delay=350)
+    # The second tap lands while the first is stored (and is ignored) or after (and is answered as below).
+    expect(page.locator("#version")).to_have_text("1")
+    expect(page.locator("#status")).to_contain_text(re.compile("Learned that this is a 1|already stored as a 1"))
+    press(page, '[data-label="1"]')
+    expect(page.locator("#status")).to_have_text("This drawing is already stored as a 1. Draw the next digit.")
+    press(page, '[data-label="4"]')  # a "correction" stores nothing either, and says how to go on
+    expect(page.locator("#status")).to_have_text(
+        "This drawing is already stored as a 1, so not as a 4. If it is a 4, draw it again."
+    )
+    expect(page.locator(".digits .stored")).to_have_text("1")
+    expect(page.locator("#version")).to_have_text("1")
+    assert stored_total(app) == 1
+
+    draw(page, ONE)  # a new drawing takes a label again
+    press(page, '[data-label="1"]')
+    expect(page.locator("#version")).to_have_text("2")
+    assert stored_total(app) == 2
+
+
+@pytest.mark.parametrize("device", ["desktop"])
+def test_stored_but_not_yet_learned_is_said_plainly(app, page):
+    """POST /api/train may answer 202: the drawing is stored, the learner has not caught up yet. Today's server
+    always learns at once, so the browser fakes that answer here."""
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    expect(page.locator("#version")).to_have_text("0")
+    draw(page, ONE)
+    page.keyboard.press("Enter")
+    expect(page.locator("#answer")).to_have_text("1")
+    page.route(
+        "**/api/train",
+        lambda route: route.fulfill(
+            status=202,
+            content_type="application/json",
+            body='{"sample_id": "0000000001", "status": "pending", "model_version": 0,'
+            ' "message": "Stored. The models will learn from it shortly."}',
+        ),
+    )
+    page.keyboard.press("1")
+    expect(page.locator("#status")).to_have_text(
+        "Stored as a 1. The models will learn from it shortly. Draw the next digit."
+    )
+    expect(page.locator("#status")).not_to_have_class(re.compile("error"))
+    expect(page.locator("#answer")).to_have_text("1")
+    expect(page.locator(".digits .stored")).to_have_text("1")
+    expect(page.locator(".model.updated")).to_have_count(0)
+    page.keyboard.press("1")
+    expect(page.locator("#status")).to_have_text("This drawing is already stored as a 1. Draw the next digit.")
+
+
+LOOP = ["#prompt", "#canvas", "#answer", "#preview", "#predict", "#undo", "#clear", ".digits", "#status"]
+
+
+def off_screen(page, selectors: list[str]) -> list[str]:
+    """The selectors whose element is not wholly inside the viewport as it is now scrolled."""
+    return page.evaluate(
+        """(selectors) => selectors.filter((selector) => {
+            const box = document.querySelector(selector).getBoundingClientRect();
+            return box.top < 0 || box.left < 0 || box.bottom > innerHeight || box.right > innerWidth;
+        })""",
+        selectors,
+    )
+
+
+@pytest.mark.parametrize("height", [667, 553])
+def test_phone_loop_needs_no_scrolling_and_a_swipe_beside_the_pad_scrolls(app, browser, base_url, height):
+    """375 px wide with touch: draw, predict, see the answer and tap the label without ever scrolling; a swipe
+    that starts outside the canvas (the answer, the gutters) scrolls the page and draws nothing."""
+    from playwright.sync_api import expect
+
+    page = open_page(browser, base_url, "mobile", viewport={"width": 375, "height": height})
+    page.goto("/")
+    expect(page.locator("#version")).to_have_text("0")
+    assert off_screen(page, LOOP) == []
+    assert page.evaluate("window.scrollY") == 0
+
+    draw(page, ONE, scroll=False)
+    page.locator("#predict").tap()
+    expect(page.locator("#answer")).to_have_text("1")
+    expect(page.locator(".digits .predicted")).to_have_text("1")
+    assert off_screen(page, LOOP) == [] and page.evaluate("window.scrollY") == 0
+    screenshot(page, f"loop-375x{height}", full_page=False)
+
+    page.locator(".digits .predicted").tap()
+    expect(page.locator("#status")).to_contain_text("Learned that this is a 1")
+    assert off_screen(page, LOOP) == [] and page.evaluate("window.scrollY") == 0
+    screenshot(page, f"loop-375x{height}-labelled", full_page=False)
+    assert stored_total(app) == 1
+
+    canvas = page.locator("#canvas").bounding_box()
+    pad = page.locator(".pad").bounding_box()
+    verdict = page.locator(".verdict").bounding_box()
+    starts = {"answer": (verdict["x"] + verdict["width"] / 2, verdict["y"] + verdict["height"] / 2)}
+    if canvas["x"] - pad["x"] >= 24:
+        starts["gutter"] = ((pad["x"] + canvas["x"]) / 2, canvas["y"] + canvas["height"] / 2)
+    assert "gutter" in starts or height < 600  # a tall phone has gutters beside the pad
+    for where, (x, y) in starts.items():
+        page.evaluate("window.scrollTo(0, 0)")
+        swipe(page, [(x, y - step * 15) for step in range(13)])
+        assert page.evaluate("window.scrollY") > 100, f"a swipe on the {where} did not scroll"
+        expect(page.locator("#answer")).to_have_text("1")  # a stroke would have cleared it
+        expect(page.locator("#status")).to_contain_text("Learned that this is a 1")
+    assert page.console_errors == []
+    page.context.close()
 
 
 def test_collection_mode_asks_for_the_rarest_digits(app, page):
@@ -173,14 +332,21 @@ def test_collection_mode_asks_for_the_rarest_digits(app, page):
     expect(page.locator(".digits .wanted")).to_have_text(wanted)
 
     draw(page, ONE)
+    press(page, "#predict")
+    expect(page.locator("#answer")).not_to_have_text("?")
     press(page, f'[data-label="{wanted}"]')
     expect(page.locator("#version")).to_have_text("2")
     rest = "".join(d for d in "0123456789" if d not in ("5", wanted))
     expect(prompt).to_have_text(re.compile(rf"^Please draw a [{rest}]$"))
     expect(page.locator("#status")).to_contain_text("Next, draw a")
-    press(page, "#predict")  # the canvas was cleared for the next digit
-    expect(page.locator("#message")).to_contain_text("Nothing is drawn")
+    expect(page.locator("#answer")).to_have_text("?")  # the box was cleared for the next digit, and its answer
+    expect(page.locator(".digits .predicted")).to_have_count(0)
     screenshot(page, "draw-collecting", dark=False)
+    draw(page, ONE)
+    expect(page.locator("#status")).to_have_text("")  # the thanks belonged to the previous drawing
+    press(page, "#clear")
+    press(page, "#predict")
+    expect(page.locator("#status")).to_contain_text("Nothing is drawn")
 
     page.reload()  # the mode is remembered
     expect(page.locator("#collect")).to_be_checked()
