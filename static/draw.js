@@ -169,6 +169,9 @@ async function predict({ live = false } = {}) {
     showVersion(result.model_version);
     showAnswer(result);
     if (labelled?.drawing !== drawing) say(howToLabel(answered.answer));
+    // Clicked or keyed Predict: the next step is confirming the answer, so Enter (or Space) now does that.
+    const marked = $(".digits .predicted");
+    if (marked && document.activeElement === $("#predict")) marked.focus({ preventScroll: true });
   } catch (error) {
     if (error.name === "AbortError" || asked !== drawing) return;
     say(error.message, { error: true });

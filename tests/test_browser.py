@@ -157,6 +157,11 @@ def test_keyboard_live_prediction_and_errors(app, page):
     expect_nothing_shown(page)
     page.keyboard.press("Enter")
     expect(page.locator("#status")).to_have_text("Nothing is drawn: draw a digit first.")
+    draw(page, ONE)
+    page.click("#predict")  # with the mouse: Enter then confirms the answer rather than clicking Predict again
+    expect(page.locator("#answer")).to_have_text("1")
+    expect(page.locator(".digits .predicted")).to_be_focused()
+    page.keyboard.press("Escape")
 
     page.check("#live")
     with page.expect_response("**/api/predict"):
