@@ -73,7 +73,10 @@ def serve(app) -> Iterator[str]:
 @contextmanager
 def launch():
     """Debian's Chromium, headless, under Playwright."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # The machine is shared and the server runs TensorFlow: give assertions the time actions get.
+    expect.set_options(timeout=20_000)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
