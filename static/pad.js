@@ -41,6 +41,7 @@ export class DrawingPad {
     if (this.isEmpty()) return;
     this.strokes.pop();
     this.current = null;
+    this.freshOnNextStroke = false; // editing this drawing again: the next stroke adds to it
     this.redraw();
     this.onChange();
   }

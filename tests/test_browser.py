@@ -231,9 +231,17 @@ def test_one_drawing_gets_one_label(app, page):
     assert stored_total(app) == 1
 
     draw(page, ONE)  # a new drawing takes a label again
+    draw(page, SEVEN)
     press(page, '[data-label="1"]')
     expect(page.locator("#version")).to_have_text("2")
     assert stored_total(app) == 2
+
+    press(page, "#undo")  # an edit of the labelled drawing is a new drawing, and the next stroke adds to it
+    draw(page, [(0.3, 0.5), (0.7, 0.5)])
+    with page.expect_request("**/api/train") as sent:
+        press(page, '[data-label="4"]')
+    assert len(sent.value.post_data_json["strokes"]) == 2
+    expect(page.locator("#version")).to_have_text("3")
 
 
 @pytest.mark.parametrize("device", ["desktop"])
