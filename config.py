@@ -84,6 +84,8 @@ class Config:
     # How long /api/train waits for the learner before answering "stored, pending" (seconds). None: 3 s for
     # `serve` (the learner is another process, maybe down), 30 s for `all` (it is this process's own thread).
     train_wait: float | None = None
+    # The port `python main.py` serves on (gunicorn binds $PORT itself, from the Procfile).
+    port: int = 5000
     # Per-client limits by kind of route (see parse_rate_limits); "off" for load tests.
     rate_limits: str = DEFAULT_RATE_LIMITS
     # Where rate-limit counters live: memory:// counts in each process; redis://host:port (rediss:// for
@@ -129,6 +131,7 @@ class Config:
             role=(env.get("ROLE") or defaults.role).strip().lower(),
             learn_interval=float(env.get("LEARN_INTERVAL") or defaults.learn_interval),
             train_wait=float(env["TRAIN_WAIT"]) if env.get("TRAIN_WAIT") else None,
+            port=int(env.get("PORT") or defaults.port),
             rate_limits=env.get("RATE_LIMITS") or defaults.rate_limits,
             # Attaching Heroku's Key-Value Store sets REDIS_URL: a fleet then shares its limits unasked.
             rate_limit_storage=env.get("RATE_LIMIT_STORAGE")

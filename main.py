@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import math
 
@@ -257,16 +258,19 @@ def hook_predict() -> Response:
     except InputError as error:
         if error.code != "empty_drawing":
             raise
-        return Response("Can't predict, when nothing is drawn", mimetype="text/plain")
+        return Response("Can't predict, when nothing is drawn", mimetype="text/html")
     result = service().predict(digit)
     predictions = result["predictions"]
-    return jsonify(
-        answer=result["answer"] if result["answer"] is not None else CANT_RECOGNIZE,
-        fnn=legacy_top3(predictions["fnn"]["original"]),
-        fnn_t=legacy_top3(predictions["fnn"]["retrained"]),
-        cnn=legacy_top3(predictions["cnn"]["original"]),
-        cnn_t=legacy_top3(predictions["cnn"]["retrained"]),
-    )
+    legacy = {
+        "answer": result["answer"] if result["answer"] is not None else CANT_RECOGNIZE,
+        "fnn": legacy_top3(predictions["fnn"]["original"]),
+        "fnn_t": legacy_top3(predictions["fnn"]["retrained"]),
+        "cnn": legacy_top3(predictions["cnn"]["original"]),
+        "cnn_t": legacy_top3(predictions["cnn"]["retrained"]),
+    }
+    # JSON text as text/html, as the original's plain Flask string: its page JSON.parses what jQuery hands it,
+    # and jQuery would already have parsed an application/json answer into an object.
+    return Response(json.dumps(legacy), mimetype="text/html")
 
 
 @routes.post("/hook3")
@@ -297,3 +301,10 @@ def __getattr__(name: str) -> Flask:
         raise AttributeError(name)
     globals()["app"] = create_app()
     return globals()["app"]
+
+
+if __name__ == "__main__":
+    # `python main.py`: Flask's development server on PORT (default 5000), reachable from this machine only.
+    # Deployments run gunicorn (the Procfile); scripts/run.sh runs that command locally.
+    development = Config.from_env()
+    create_app(development).run(host="127.0.0.1", port=development.port)

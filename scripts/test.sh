@@ -1,21 +1,34 @@
 #!/usr/bin/env bash
 # Set up everything the tests need on a fresh machine, then lint and run them: the project's virtual
-# environment (.venv) with the Python packages, Debian's chromium (the browser tests drive it
-# through Playwright) and Debian's redis-server (the rate-limit tests start their own on a free port).
+# environment (.venv) with the Python packages; Debian's chromium (the browser tests drive it through
+# Playwright) and redis-server (the rate-limit tests start their own on a free port); and the npm
+# packages the browser tests inject (jQuery, axe-core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh requirements-dev.txt requirements.txt
-if [ ! -x /usr/bin/chromium ]; then
-  echo "Installing Debian's chromium with apt"
+
+# apt_install COMMAND PACKAGE...: install the Debian packages when COMMAND is missing.
+apt_install() {
+  command -v "$1" >/dev/null && return
+  shift
+  echo "Installing Debian's $* with apt"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+apt_install /usr/bin/chromium chromium
+if ! command -v /usr/bin/redis-server >/dev/null; then
+  apt_install /usr/bin/redis-server redis-server
+  as_root service redis-server stop >/dev/null 2>&1 || true # the package may start one on 6379; tests need none
 fi
-if [ ! -x /usr/bin/redis-server ]; then
-  echo "Installing Debian's redis-server with apt"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
-  # The package may start a system Redis on port 6379; the tests need none.
-  as_root service redis-server stop >/dev/null 2>&1 || true
+apt_install npm nodejs npm
+
+# Like venv.sh: `npm ci` only when node_modules is missing or package-lock.json changed since it last ran.
+if [ "$(cat node_modules/.installed-package-lock 2>/dev/null)" != "$(sha256sum <package-lock.json)" ]; then
+  echo "Installing npm packages into node_modules (package-lock.json changed)"
+  npm ci --no-audit --no-fund --loglevel=error
+  sha256sum <package-lock.json >node_modules/.installed-package-lock
+else
+  echo "npm packages in node_modules are up to date with package-lock.json"
 fi
 python -m ruff check .
 python -m ruff format --check .

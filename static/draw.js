@@ -1,15 +1,19 @@
 // Draw page: draw, predict (on demand or live), label to train, and a data-collection mode.
+//
+// Every answer and message belongs to one drawing: a new stroke, Undo or Clear makes a new drawing and clears
+// them. One drawing gets one label: once a label is sent, further taps and keys on that drawing store nothing.
 
 import { requestJSON } from "./api.js";
 import { DrawingPad, bindKeys } from "./pad.js";
-import { paintBlank, paintGrid } from "./pixels.js";
+import { paintGrid } from "./pixels.js";
 
 const LIVE_DELAY_MS = 350; // pause in drawing before a live prediction: one request per pause, not per point
 const DEFAULT_PROMPT = "One digit, 0 to 9, filling the box.";
+const MODEL_COUNT = 4;
 
 const $ = (selector) => document.querySelector(selector);
 const answerEl = $("#answer");
-const messageEl = $("#message");
+const agreementEl = $("#agreement");
 const statusEl = $("#status");
 const versionEl = $("#version");
 const degradedEl = $("#degraded");
@@ -22,29 +26,43 @@ const lists = [...document.querySelectorAll(".top3")];
 
 let liveTimer = 0;
 let pendingPredict = null; // AbortController of the prediction in flight, if any
-let resultNumber = 0; // a later request's result always wins over an earlier one's
-let training = false;
+let drawing = 0; // which drawing is on the pad: bumped by every stroke, Undo and Clear
+let answered = null; // {drawing, answer}: the models' answer for a drawing
+let labelled = null; // {drawing, digit, done}: the label sent for a drawing
 let wanted = null; // the digit collection mode asks for
 
 const pad = new DrawingPad($("#canvas"), {
-  onNewDrawing: showNothing,
+  onStrokeStart: newDrawing,
   onChange() {
     clearTimeout(liveTimer);
     if (liveToggle.checked && !pad.isEmpty()) liveTimer = setTimeout(() => predict({ live: true }), LIVE_DELAY_MS);
   },
 });
 
+/** The drawing changed: whatever was shown about the previous one no longer applies. */
+function newDrawing() {
+  drawing += 1;
+  if (pendingPredict) pendingPredict.abort();
+  showNothing();
+  say("");
+}
+
 function undo() {
   pad.undo();
-  if (pad.isEmpty()) showNothing();
+  newDrawing();
 }
 
 function clear() {
   pad.clear();
-  showNothing();
+  newDrawing();
 }
 
 // --- showing results --------------------------------------------------------------------------------
+
+function say(text, { error = false } = {}) {
+  statusEl.textContent = text;
+  statusEl.classList.toggle("error", error);
+}
 
 function percent(probability) {
   return probability > 0 && probability < 0.0005 ? "<0.1%" : `${(probability * 100).toFixed(1)}%`;
@@ -83,113 +101,167 @@ function showPredictions(predictions, { learned = false } = {}) {
 }
 
 function showPreview(pixels) {
+  preview.classList.toggle("blank", !pixels);
   if (pixels) paintGrid(preview, pixels);
-  else paintBlank(preview, 28, 28);
+  else preview.getContext("2d").clearRect(0, 0, preview.width, preview.height);
 }
 
 function showVersion(version) {
   if (Number.isInteger(version)) versionEl.textContent = String(version);
 }
 
+/** How many of the four models' top guesses agree with the answer, in a few words. */
+function agreement(answer, predictions) {
+  const tops = lists.map((list) => predictions[list.dataset.model][list.dataset.variant][0]?.digit);
+  const agreeing = tops.filter((digit) => String(digit) === answer).length;
+  return agreeing === MODEL_COUNT ? `All ${MODEL_COUNT} models say ${answer}.` : `${agreeing} of ${MODEL_COUNT} models say ${answer}.`;
+}
+
+function markAnswer(answer) {
+  for (const button of labelButtons) {
+    const marked = button.dataset.label === answer;
+    button.classList.toggle("predicted", marked);
+    button.setAttribute("aria-label", `It is a ${button.dataset.label}${marked ? ", the answer" : ""}`);
+  }
+}
+
+function markStored(digit) {
+  for (const button of labelButtons) button.classList.toggle("stored", Number(button.dataset.label) === digit);
+}
+
 function showNothing() {
-  resultNumber += 1;
+  answered = null;
   answerEl.textContent = "?";
-  answerEl.classList.remove("unsure");
-  messageEl.textContent = "";
+  answerEl.classList.add("unsure");
+  agreementEl.textContent = "";
+  markAnswer(null);
+  markStored(null);
   showPredictions(null);
   showPreview(null);
 }
 
 function showAnswer(result) {
-  const known = result.answer !== null && result.answer !== undefined;
-  answerEl.textContent = known ? String(result.answer) : "?";
+  const known = typeof result.answer === "string";
+  answered = { drawing, answer: known ? result.answer : null };
+  answerEl.textContent = known ? result.answer : "?";
   answerEl.classList.toggle("unsure", !known);
-  messageEl.textContent = typeof result.message === "string" ? result.message : "";
-  messageEl.classList.remove("error");
+  agreementEl.textContent = known ? agreement(result.answer, result.predictions) : result.message || "";
+  markAnswer(known ? result.answer : null);
+  showPredictions(result.predictions);
+  showPreview(result.preprocessed);
 }
 
-function showError(element, error) {
-  element.textContent = error.message;
-  element.classList.add("error");
-}
-
-// --- predicting and training -------------------------------------------------------------------------
+// --- predicting and labelling ---------------------------------------------------------------------------
 
 async function predict({ live = false } = {}) {
   clearTimeout(liveTimer);
   if (pad.isEmpty()) {
-    if (!live) {
-      showNothing();
-      messageEl.textContent = "Nothing is drawn: draw a digit first.";
-    }
+    if (!live) say("Nothing is drawn: draw a digit first.");
     return;
   }
   if (pendingPredict) pendingPredict.abort();
   const controller = new AbortController();
   pendingPredict = controller;
-  const number = ++resultNumber;
+  const asked = drawing;
   try {
     const result = await requestJSON("/api/predict", { body: { image: pad.toDataURL() }, signal: controller.signal });
-    if (number !== resultNumber) return;
-    showAnswer(result);
-    showPredictions(result.predictions);
-    showPreview(result.preprocessed);
+    if (asked !== drawing) return;
     showVersion(result.model_version);
+    showAnswer(result);
+    if (labelled?.drawing !== drawing) say(howToLabel(answered.answer));
+    // Clicked or keyed Predict: the next step is confirming the answer, so Enter (or Space) now does that.
+    const marked = $(".digits .predicted");
+    if (marked && document.activeElement === $("#predict")) marked.focus({ preventScroll: true });
   } catch (error) {
-    if (error.name === "AbortError" || number !== resultNumber) return;
-    answerEl.textContent = "?";
-    showPredictions(null);
-    showPreview(null);
-    showError(messageEl, error);
+    if (error.name === "AbortError" || asked !== drawing) return;
+    say(error.message, { error: true });
   } finally {
     if (pendingPredict === controller) pendingPredict = null;
   }
 }
 
-function setTraining(busy) {
-  training = busy;
-  for (const button of labelButtons) button.setAttribute("aria-disabled", String(busy));
-  $(".label").setAttribute("aria-busy", String(busy));
+/** What to do next with an answer on screen: fingers tap, a mouse clicks and a keyboard presses. */
+function howToLabel(answer) {
+  const touch = matchMedia("(hover: none)").matches;
+  if (answer === null) return touch ? "Tap the digit you drew to store it." : "Click or press the digit you drew.";
+  return touch
+    ? `Right? Tap the marked ${answer}. If not, tap the right digit.`
+    : `Right? Press Enter or click the marked ${answer}. If not, click or press the right digit.`;
+}
+
+/** Enter: predict, or once the answer is on screen, confirm it. */
+function enter() {
+  if (answered?.drawing === drawing && answered.answer !== null && !pad.isEmpty()) label(Number(answered.answer));
+  else predict();
 }
 
 async function label(digit) {
-  if (training) return;
   if (pad.isEmpty()) {
-    statusEl.classList.remove("error");
-    statusEl.textContent = "Draw a digit first, then tell us which one it is.";
+    say("Draw a digit first, then tell us which one it is.");
+    return;
+  }
+  if (labelled?.drawing === drawing) {
+    alreadyLabelled(digit);
     return;
   }
   clearTimeout(liveTimer);
   if (pendingPredict) pendingPredict.abort();
-  const number = ++resultNumber;
-  setTraining(true);
-  statusEl.classList.remove("error");
-  statusEl.textContent = `Learning that this is a ${digit}…`;
+  const sent = drawing;
+  const entry = { drawing: sent, digit, done: false };
+  labelled = entry;
+  markStored(digit);
+  setBusy(true);
+  say(`Learning that this is a ${digit}…`);
   try {
     const result = await requestJSON("/api/train", {
       body: { image: pad.toDataURL(), label: digit, strokes: pad.strokesForUpload() },
     });
+    entry.done = true;
     showVersion(result.model_version);
-    if (number === resultNumber) {
-      if ("answer" in result) showAnswer(result);
+    const pending = result.status === "pending" || !result.predictions;
+    if (sent === drawing && !pending) {
+      showAnswer(result); // what the models say of this drawing now that they have learned it
       showPredictions(result.predictions, { learned: true });
-      showPreview(result.preprocessed);
+      markStored(digit);
     }
-    const learnt = `Thanks! Learned that this is a ${digit}; now at version ${result.model_version}.`;
+    const done = pending
+      ? `Stored as a ${digit}. The models will learn from it shortly.`
+      : `Thanks! Learned that this is a ${digit} (version ${result.model_version}).`;
     if (collectToggle.checked) {
-      pad.clear();
-      statusEl.textContent = learnt;
+      if (sent === drawing) {
+        pad.clear();
+        newDrawing();
+      }
+      say(done);
       await askForNextDigit();
-      statusEl.textContent = `${learnt} Next, draw a ${wanted}.`;
+      say(`${done} Next, draw a ${wanted}.`);
     } else {
-      pad.startFreshOnNextStroke();
-      statusEl.textContent = `${learnt} Draw again for a new digit.`;
+      if (sent === drawing) pad.startFreshOnNextStroke();
+      say(`${done} Draw the next digit.`);
     }
   } catch (error) {
-    showError(statusEl, error);
+    if (labelled === entry) labelled = null; // nothing was stored: the same drawing may be labelled again
+    if (sent === drawing) markStored(null);
+    say(error.message, { error: true });
   } finally {
-    setTraining(false);
+    setBusy(false);
   }
+}
+
+/** A second label for one drawing stores nothing; say so, and how to go on. */
+function alreadyLabelled(digit) {
+  const first = labelled.digit;
+  if (!labelled.done) {
+    if (digit !== first) say(`Already storing this drawing as a ${first}; one drawing gets one label.`);
+    return; // the same label again while it is on its way (a double tap): the status already says so
+  }
+  if (digit === first) say(`This drawing is already stored as a ${first}. Draw the next digit.`);
+  else say(`This drawing is already stored as a ${first}, so not as a ${digit}. If it is a ${digit}, draw it again.`);
+}
+
+function setBusy(busy) {
+  for (const button of labelButtons) button.setAttribute("aria-disabled", String(busy));
+  $(".digits").setAttribute("aria-busy", String(busy));
 }
 
 // --- collection mode: ask for the digits with the fewest drawings ---------------------------------------
@@ -213,7 +285,7 @@ function showWanted(digit) {
 
 function setCollecting(on) {
   localStorage.setItem("collect", on ? "1" : "");
-  if (on) askForNextDigit().catch((error) => showError(statusEl, error));
+  if (on) askForNextDigit().catch((error) => say(error.message, { error: true }));
   else showWanted(null);
 }
 
@@ -223,7 +295,7 @@ $("#predict").addEventListener("click", () => predict());
 $("#undo").addEventListener("click", undo);
 $("#clear").addEventListener("click", clear);
 for (const button of labelButtons) button.addEventListener("click", () => label(Number(button.dataset.label)));
-bindKeys({ enter: predict, undo, clear, digit: label });
+bindKeys({ enter, undo, clear, digit: label });
 liveToggle.addEventListener("change", () => {
   localStorage.setItem("live", liveToggle.checked ? "1" : "");
   if (liveToggle.checked) predict({ live: true });
@@ -242,4 +314,4 @@ requestJSON("/healthz")
       ? ` · ${degraded.join(" and ")} ${degraded.length > 1 ? "are" : "is"} doing worse than the originals lately`
       : "";
   })
-  .catch((error) => showError(statusEl, error));
+  .catch((error) => say(error.message, { error: true }));

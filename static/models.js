@@ -37,7 +37,7 @@ function showAccuracy(accuracy) {
       name.append(element("span", { className: `swatch ${model} ${variant}` }), `${title} ${variant}`);
       row.append(
         name,
-        element("td", { text: percent(figures.t10k) }),
+        element("td", { text: typeof figures.t10k === "number" ? percent(figures.t10k) : "n/a" }),
         element("td", { text: percent(figures.prequential) }),
         element("td", { text: percent(figures.recent) }),
         element("td", { text: String(figures.n_scored) }),

@@ -11,15 +11,15 @@ const STROKE_WIDTH = 1 / 14;
 export class DrawingPad {
   /**
    * @param {HTMLCanvasElement} canvas
-   * @param {{onChange?: () => void, onNewDrawing?: () => void, onStrokeEnd?: () => void}} handlers
-   *   onChange after every added point, undo and clear; onNewDrawing when the first stroke of a drawing
-   *   begins; onStrokeEnd when a finger, pen or button lifts.
+   * @param {{onChange?: () => void, onStrokeStart?: () => void, onStrokeEnd?: () => void}} handlers
+   *   onChange after every added point, undo and clear; onStrokeStart when a finger, pen or button goes
+   *   down on the pad (the drawing is about to change); onStrokeEnd when it lifts.
    */
-  constructor(canvas, { onChange = () => {}, onNewDrawing = () => {}, onStrokeEnd = () => {} } = {}) {
+  constructor(canvas, { onChange = () => {}, onStrokeStart = () => {}, onStrokeEnd = () => {} } = {}) {
     this.canvas = canvas;
     this.context = canvas.getContext("2d");
     this.onChange = onChange;
-    this.onNewDrawing = onNewDrawing;
+    this.onStrokeStart = onStrokeStart;
     this.onStrokeEnd = onStrokeEnd;
     this.strokes = []; // [[[x, y, t_ms], ...], ...]: x, y as fractions of the pad, t from the first point
     this.current = null;
@@ -41,6 +41,7 @@ export class DrawingPad {
     if (this.isEmpty()) return;
     this.strokes.pop();
     this.current = null;
+    this.freshOnNextStroke = false; // editing this drawing again: the next stroke adds to it
     this.redraw();
     this.onChange();
   }
@@ -95,10 +96,8 @@ export class DrawingPad {
       this.freshOnNextStroke = false;
       this.redraw();
     }
-    if (this.isEmpty()) {
-      this.startTime = event.timeStamp;
-      this.onNewDrawing();
-    }
+    if (this.isEmpty()) this.startTime = event.timeStamp;
+    this.onStrokeStart();
     this.current = [this.point(event)];
     this.strokes.push(this.current);
     this.drawDot(this.current[0]);
