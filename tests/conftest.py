@@ -95,3 +95,21 @@ def redis_server(tmp_path: Path):
     server = RedisServer(tmp_path / "redis")
     yield server
     server.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium under Playwright, one per test module (tests/browsing.py)."""
+    from browsing import launch
+
+    with launch() as browser:
+        yield browser
+
+
+@pytest.fixture
+def base_url(app):
+    """The app on a free loopback port with the production CSP, for a browser (tests/browsing.py)."""
+    from browsing import serve
+
+    with serve(app) as url:
+        yield url

@@ -4,7 +4,7 @@ phone, and no axe-core (npm) violations in light and dark, on a phone and a desk
 from __future__ import annotations
 
 import pytest
-from browsing import DEVICES, draw, launch, needs_chromium, npm_file, open_page, serve
+from browsing import DEVICES, draw, needs_chromium, npm_file, open_page
 from drawings import stroke_canvas, to_data_url
 
 PAGES = ["/", "/models", "/internals", "/about"]
@@ -28,18 +28,6 @@ TAP_TARGETS = """() => {
         return [{ name, width: box.width, height: box.height }];
     });
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launch() as browser:
-        yield browser
-
-
-@pytest.fixture
-def base_url(app):
-    with serve(app) as url:
-        yield url
 
 
 def train(app, label: int) -> None:

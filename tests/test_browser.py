@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from browsing import DEVICES, draw, launch, needs_chromium, open_page, press, screenshot, serve, swipe
+from browsing import DEVICES, draw, needs_chromium, open_page, press, screenshot, serve, swipe
 from drawings import stroke_canvas, to_data_url
 
 # Strokes as fractions of the canvas.
@@ -25,18 +25,6 @@ new PerformanceObserver((list) => {
 """
 
 pytestmark = needs_chromium
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launch() as browser:
-        yield browser
-
-
-@pytest.fixture
-def base_url(app):
-    with serve(app) as url:
-        yield url
 
 
 @pytest.fixture(params=list(DEVICES))

@@ -8,17 +8,11 @@ import re
 from contextlib import ExitStack
 
 import pytest
-from browsing import launch, needs_chromium, npm_file, open_page, serve
+from browsing import needs_chromium, npm_file, open_page, serve
 from conftest import ROOT
 
 CLIENT = ROOT / "tests" / "original_client"
 LEGACY_PERCENT = re.compile(r"^\d \(\d{1,3}\.\d\d\)%$")  # "7 (93.12)%"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launch() as browser:
-        yield browser
 
 
 @pytest.fixture
