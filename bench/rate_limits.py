@@ -1,7 +1,7 @@
 """What counting rate limits in Redis costs a request, and what a Redis outage does to requests, measured on
 servers started with the Procfile's command.
 
-    python bench/limits.py [--requests 400] [--frozen-seconds 40]
+    python bench/rate_limits.py [--requests 400] [--frozen-seconds 40]
 
 Prints: POST /estimate p50/p99 with counts in memory and in Redis (an empty drawing, answered 422 at once, so
 the limit check is a large part of the work; the default limits, ten clients in turn). Then, with two servers
