@@ -26,6 +26,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 from s3server import CREDENTIALS, MotoServer  # noqa: E402
 from serve import percentiles  # noqa: E402
 from server import Server, request  # noqa: E402
+from test_roles import wait_for_learner  # noqa: E402
 
 from canvas import canvas_of, to_data_url  # noqa: E402
 from mnist import load_split  # noqa: E402
@@ -51,7 +52,7 @@ def main() -> None:
     try:
         for web in webs:
             web.wait_healthy()
-        time.sleep(5)  # the learner's TensorFlow import and first snapshot
+        wait_for_learner(webs[0].url)  # the learner's TensorFlow import and first snapshot
         cpu_before = [p.cpu_seconds() for p in (*webs, learner)]
 
         def train(i: int) -> tuple[int, int, float, float]:
@@ -70,6 +71,9 @@ def main() -> None:
                     reached[i] = time.monotonic() - last_ack
             time.sleep(0.02)
         cpu = [p.cpu_seconds() - before for p, before in zip((*webs, learner), cpu_before, strict=True)]
+        snapshot = moto.client().get_object(Bucket=bucket, Key=f"digits/{SNAPSHOT_KEY}")["Body"].read()
+        published = Snapshot.from_bytes(snapshot)
+        keys = moto.keys(bucket, "digits/log/")
         answers = [[request(f"{web.url}/api/predict", probe)[1] for probe in probes[:10]] for web in webs]
 
         # A quiet web right after 100 trains on the others: does any request wait on a catch-up?
@@ -83,10 +87,6 @@ def main() -> None:
     finally:
         for process in (*webs, learner):
             process.kill()
-    keys = moto.keys(bucket, "digits/log/")
-    published = Snapshot.from_bytes(
-        moto.client().get_object(Bucket=bucket, Key=f"digits/{SNAPSHOT_KEY}")["Body"].read()
-    )
     moto.stop()
 
     learned = [ms for status, _, ms, _ in results if status == 200]
@@ -100,8 +100,10 @@ def main() -> None:
         f"  every acknowledged drawing in the bucket: {set(acknowledged) <= set(in_bucket)} ({len(in_bucket)} entries)"
     )
     print(
-        f"  learner applied each entry once: {published.learner['applied'] == published.version == len(in_bucket)}"
-        f" (applied {published.learner['applied']}, version {published.version})"
+        "  learner applied each entry once:"
+        f" {published.learner['booted_at'] + published.learner['applied'] == published.version == len(in_bucket)}"
+        f" (replayed {published.learner['booted_at']} at boot, then applied {published.learner['applied']};"
+        f" version {published.version})"
     )
     print(f"  seconds after the last acknowledgement until each web served the final version: {reached}")
     print(f"  bit-identical predictions on the three webs: {answers[0] == answers[1] == answers[2]}")
