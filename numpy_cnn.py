@@ -13,7 +13,6 @@ import json
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
@@ -57,16 +56,13 @@ def state_from_bytes(data: bytes) -> tuple[CNNConfig, list[np.ndarray], list[np.
 
 def conv_relu(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """(n, h, w, c) -> (n, h-2, w-2, f): a valid 3x3 convolution as one matmul over im2col patches, then ReLU.
-    `kernel` is (c * 3 * 3, f), rows in the patches' (c, kh, kw) order (see `patch_kernel`)."""
+    `kernel` is Keras's (3, 3, c, f) as a (9 * c, f) matrix. The patches are nine shifted slices side by side,
+    in Keras's (kh, kw, c) order: copying whole channel runs is twice as fast as copying a strided window view."""
     n, height, width, _ = x.shape
-    patches = sliding_window_view(x, (KERNEL, KERNEL), axis=(1, 2))  # (n, h-2, w-2, c, 3, 3), a view
-    out = patches.reshape(n * (height - 2) * (width - 2), -1) @ kernel + bias
+    shifts = [x[:, i : i + height - 2, j : j + width - 2] for i in range(KERNEL) for j in range(KERNEL)]
+    patches = np.concatenate(shifts, axis=-1).reshape(n * (height - 2) * (width - 2), -1)
+    out = patches @ kernel + bias
     return np.maximum(out, 0, out=out).reshape(n, height - 2, width - 2, -1)
-
-
-def patch_kernel(kernel: np.ndarray) -> np.ndarray:
-    """Keras's (kh, kw, c, f) kernel as the (c * kh * kw, f) matrix `conv_relu` multiplies patches by."""
-    return np.ascontiguousarray(kernel.transpose(2, 0, 1, 3).reshape(-1, kernel.shape[-1]))
 
 
 def max_pool(x: np.ndarray) -> np.ndarray:
@@ -91,7 +87,7 @@ class NumpyCNN:
         if len(weights) != self.N_WEIGHTS:
             raise ValueError(f"expected {self.N_WEIGHTS} CNN weight arrays, got {len(weights)}")
         self.weights = [np.ascontiguousarray(w, dtype=np.float32) for w in weights]
-        self._kernels = [patch_kernel(self.weights[2 * i]) for i in range(4)]
+        self._kernels = [self.weights[2 * i].reshape(-1, self.weights[2 * i].shape[-1]) for i in range(4)]
 
     @classmethod
     def from_bytes(cls, data: bytes) -> NumpyCNN:
