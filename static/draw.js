@@ -170,6 +170,7 @@ async function label(digit) {
       body: { image: pad.toDataURL(), label: digit, strokes: pad.strokesForUpload() },
     });
     showVersion(result.model_version);
+    offerTakeBack(result);
     if (number === resultNumber) {
       if ("answer" in result) showAnswer(result);
       showPredictions(result.predictions, { learned: true });
@@ -190,6 +191,28 @@ async function label(digit) {
   } finally {
     setTraining(false);
   }
+}
+
+// --- taking back one's own label: /api/train answers an undo token, good for `undo_seconds` ------------
+
+const takeBack = $("#take-back");
+let takeBackTimer;
+
+/** Offer to take back the drawing just labelled, until its undo token expires (a few seconds early). */
+function offerTakeBack(result) {
+  clearTimeout(takeBackTimer);
+  takeBack.hidden = !result.undo_token;
+  takeBack.onclick = async () => {
+    takeBack.hidden = true;
+    try {
+      await requestJSON("/api/undo", { body: { undo_token: result.undo_token } });
+      statusEl.classList.remove("error");
+      statusEl.textContent = "Taken back: that drawing is removed and the models unlearn it.";
+    } catch (error) {
+      showError(statusEl, error);
+    }
+  };
+  takeBackTimer = setTimeout(() => (takeBack.hidden = true), Math.max(0, result.undo_seconds - 5) * 1000);
 }
 
 // --- collection mode: ask for the digits with the fewest drawings ---------------------------------------
