@@ -13,6 +13,7 @@ from config import Config
 TOKEN = "page-token"
 # test_browser's fixtures: a live server on `app` (this module's, with an admin token), Chromium at both sizes.
 browser, device, base_url, page = test_browser.browser, test_browser.device, test_browser.base_url, test_browser.page
+pytestmark = test_browser.pytestmark  # skipped where Debian's chromium is not installed
 
 
 @pytest.fixture
