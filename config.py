@@ -70,6 +70,9 @@ class Config:
     s3_endpoint_url: str | None = None
     models_dir: Path = ROOT / "models"
     admin_token: str | None = None
+    # Signs the undo capabilities /api/train hands out. Unset: a random key stored once in the store, so every
+    # process of a fleet shares it. Not in repr: it is a secret.
+    undo_secret: str | None = field(default=None, repr=False)
     # A phone canvas at 3x pixel density is ~1000x1000; its PNG stays well under 1 MB.
     max_request_bytes: int = 2 * 1024 * 1024
     # Checkpoints are caches: frequent enough that a boot replays little, rare enough to cost nothing.
@@ -126,6 +129,7 @@ class Config:
             s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
             models_dir=Path(env.get("MODELS_DIR") or defaults.models_dir),
             admin_token=env.get("ADMIN_TOKEN") or None,
+            undo_secret=env.get("UNDO_SECRET") or None,
             checkpoint_every=int(env.get("CHECKPOINT_EVERY") or defaults.checkpoint_every),
             sync_interval=float(env.get("SYNC_INTERVAL") or defaults.sync_interval),
             role=(env.get("ROLE") or defaults.role).strip().lower(),

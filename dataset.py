@@ -3,7 +3,8 @@
     python -m dataset export --out DIR [--storage URL]
     python -m dataset migrate --from URL --to URL
 
-`export` writes every labelled drawing of the log (train and collect entries whose image reads back):
+`export` writes every labelled drawing of the log (train and collect entries whose image reads back), except the
+ones excluded (exclude entries not undone by a restore):
     train-images-idx3-ubyte.gz   (n, 28, 28) uint8, preprocessed as the service does, ink bright (MNIST's format)
     train-labels-idx1-ubyte.gz   (n,) uint8
     png/<sample_id>.png          the drawing exactly as stored
@@ -32,7 +33,7 @@ import numpy as np
 
 from config import Config
 from functions import quantise, stored_digit
-from journal import CHECKPOINTS, DRAWINGS, LOG, Entry, Journal
+from journal import CHECKPOINTS, DRAWING_KINDS, DRAWINGS, LOG, Entry, Journal, exclusion_changes
 from mnist import write_idx
 from storage import Storage, StorageError, open_storage
 
@@ -62,17 +63,23 @@ class Sample:
 
 
 def read_samples(storage: Storage) -> list[Sample]:
-    """The labelled drawings of the log in log order; damaged entries and unreadable drawings are skipped."""
+    """The labelled drawings of the log in log order, less the excluded ones; damaged entries and unreadable
+    drawings are skipped. Exclusions fold as the learner folds them (journal.exclusion_changes)."""
     journal = Journal(storage)
     with ThreadPoolExecutor(PARALLEL_READS) as pool:
-        samples = pool.map(lambda number: read_sample(journal, number), journal.numbers_after(0))
+        read = pool.map(lambda number: (number, journal.read(number)), journal.numbers_after(0))
+        drawings, excluded = {}, set()
+        for number, entry in read:
+            if entry is not None and entry.kind in DRAWING_KINDS:
+                drawings[number] = entry
+            elif entry is not None and entry.kind in ("exclude", "restore"):
+                excluded.symmetric_difference_update(exclusion_changes(excluded, number, entry, drawings))
+        kept = [(number, entry) for number, entry in drawings.items() if number not in excluded]
+        samples = pool.map(lambda item: read_sample(journal, *item), kept)
         return [sample for sample in samples if sample is not None]
 
 
-def read_sample(journal: Journal, number: int) -> Sample | None:
-    entry = journal.read(number)
-    if entry is None or entry.kind not in ("train", "collect"):
-        return None
+def read_sample(journal: Journal, number: int, entry: Entry) -> Sample | None:
     png = journal.drawing(entry)
     digit = stored_digit(png)
     return None if digit is None else Sample(number, entry, png, digit)

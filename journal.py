@@ -17,6 +17,7 @@ import re
 import time
 import uuid
 import zipfile
+from collections.abc import Container
 from dataclasses import asdict, dataclass, field
 
 from storage import Storage
@@ -24,7 +25,9 @@ from storage import Storage
 LOG = "log/"
 DRAWINGS = "drawings/"
 CHECKPOINTS = "checkpoints/"
-KINDS = ("train", "collect", "reset", "rollback")
+KINDS = ("train", "collect", "reset", "rollback", "exclude", "restore")
+DRAWING_KINDS = ("train", "collect")
+MAX_SAMPLES_PER_ENTRY = 1000  # one exclude/restore entry names at most this many drawings
 
 
 def entry_key(number: int) -> str:
@@ -44,7 +47,8 @@ def number_of(key: str) -> int | None:
 @dataclass(frozen=True)
 class Entry:
     # "train": learn from the drawing; "collect": store only; "reset": retrained := original;
-    # "rollback": retrained := as it was at version `target`
+    # "rollback": retrained := as it was at version `target`;
+    # "exclude"/"restore": the drawings numbered `samples` leave (come back to) the models, counts and export
     kind: str
     label: int | None = None
     image: str | None = None
@@ -52,6 +56,7 @@ class Entry:
     created: float = field(default_factory=time.time)
     strokes: list | None = None
     target: int | None = None
+    samples: list[int] | None = None
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
@@ -64,7 +69,7 @@ class Entry:
             entry = cls(
                 **{
                     k: fields[k]
-                    for k in ("kind", "label", "image", "source", "created", "strokes", "target")
+                    for k in ("kind", "label", "image", "source", "created", "strokes", "target", "samples")
                     if k in fields
                 }
             )
@@ -76,6 +81,12 @@ class Entry:
             raise ValueError("not a log entry: bad kind or label")
         if entry.kind == "rollback" and not (isinstance(entry.target, int) and entry.target >= 0):
             raise ValueError("not a log entry: bad rollback target")
+        if entry.kind in ("exclude", "restore") and not (
+            isinstance(entry.samples, list)
+            and 0 < len(entry.samples) <= MAX_SAMPLES_PER_ENTRY
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in entry.samples)
+        ):
+            raise ValueError("not a log entry: bad list of samples")
         return entry
 
 
@@ -135,3 +146,12 @@ class Journal:
                 return {name: archive.read(name) for name in archive.namelist()}
         except (KeyError, zipfile.BadZipFile, OSError) as error:
             raise ValueError(f"checkpoint {number} is unreadable: {error}") from None
+
+
+def exclusion_changes(excluded: set[int], number: int, entry: Entry, drawings: Container[int]) -> list[int]:
+    """The drawings an exclude (restore) entry `number` changes: those it names that are drawings logged
+    before it and not yet excluded (currently excluded). Anything else it names is ignored, so a foreign
+    or repeated entry changes nothing; every process folds the log alike."""
+    wanted = entry.kind == "restore"
+    named = entry.samples or []
+    return sorted({n for n in named if n < number and n in drawings and (n in excluded) == wanted})

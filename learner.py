@@ -29,9 +29,9 @@ import numpy as np
 from config import Config
 from conv_net import CNN, JointPredictor
 from functions import augment, quantise, stored_digit
-from journal import Entry, Journal
+from journal import DRAWING_KINDS, Entry, Journal, exclusion_changes
 from numpy_cnn import NumpyCNN, state_from_bytes, state_to_bytes
-from scores import Score, summary
+from scores import Score, review_queue, summary
 from serving import Server, Snapshot, originals_id, publish_snapshot, write_pointer
 from storage import StorageError, open_storage
 from two_layer_net import FNN
@@ -165,6 +165,8 @@ class LogLearner:
         self.version = 0
         self.label_counts = [0] * 10
         self.scores: list[Score] = []
+        self.drawings: dict[int, tuple[str, int]] = {}  # entry number -> (kind, label) of every drawing
+        self.excluded: set[int] = set()  # drawings an admin or their author took out (exclude entries)
         self.recent: deque[dict] = deque(maxlen=RECENT_SAMPLES)
         self.applied = 0  # entries this process applied since it booted (a fleet test counts them)
         self.booted_at = 0  # the version it booted at (checkpoint + replay)
@@ -240,23 +242,37 @@ class LogLearner:
         A damaged entry (None) is a no-op that still counts, so every process numbers alike.
         """
         digit = None
-        if entry is not None and entry.kind in ("train", "collect"):
+        if entry is not None and entry.kind in DRAWING_KINDS:
             self.label_counts[entry.label] += 1
+            self.drawings[number] = (entry.kind, entry.label)
             self.recent.append(
                 {"sample_id": f"{number:010d}", "label": entry.label, "kind": entry.kind, "created": entry.created}
             )
-        if entry is not None and entry.kind == "train":
             digit = self._load_digit(entry)
             if digit is not None:
-                self.scores.append(Score(number, entry.label, self._predictions(digit)))
+                self.scores.append(self._score(number, entry, digit))
+        elif entry is not None and entry.kind in ("exclude", "restore"):
+            self._change_exclusions(number, entry)
         self._advance(self.learner, number, entry, digit)
         self.version = number
         self.applied += 1
         if number % self.config.checkpoint_every == 0:
             self._schedule_checkpoint()
 
-    def _predictions(self, digit: np.ndarray) -> dict[str, int]:
-        """Each model's top digit for `digit` before the step that learns from it."""
+    def _score(self, number: int, entry: Entry, digit: np.ndarray) -> Score:
+        """What each model said of drawing `number` before the step that learns from it."""
+        probs = self._probabilities(digit)
+        return Score(
+            number,
+            entry.label,
+            {name: int(p.argmax()) for name, p in probs.items()},
+            {name: float(p[entry.label]) for name, p in probs.items()},
+            entry.kind,
+            entry.source,
+            entry.created,
+        )
+
+    def _probabilities(self, digit: np.ndarray) -> dict[str, np.ndarray]:
         batch = digit[None]
         cnn_original, cnn_retrained = self._cnns(batch)
         probs = {
@@ -265,7 +281,37 @@ class LogLearner:
             "fnn.retrained": self.learner.fnn.predict_proba(batch)[0],
             "cnn.retrained": cnn_retrained[0],
         }
-        return {name: int(p.argmax()) for name, p in probs.items()}
+        return probs
+
+    def _change_exclusions(self, number: int, entry: Entry) -> None:
+        """Apply exclude (restore) entry `number`: its drawings leave (rejoin) the counts and the accuracy
+        figures; if any was learned from, the models are rebuilt as if the log had never held (always held)
+        them: from the newest checkpoint before the earliest one, replaying the rest, re-scoring as it goes."""
+        changed = exclusion_changes(self.excluded, number, entry, self.drawings)
+        sign = 1 if entry.kind == "restore" else -1
+        for n in changed:
+            self.label_counts[self.drawings[n][1]] += sign
+        self.excluded.symmetric_difference_update(changed)
+        trained = [n for n in changed if self.drawings[n][0] == "train"]
+        if trained:
+            self._rebuild(min(trained), number - 1)
+
+    def _rebuild(self, first: int, last: int) -> None:
+        """Redo entries first..last under the current exclusions (scores from `first` on are made anew)."""
+        restored = self._load_checkpoint(self.learner, max_version=first - 1)
+        if restored is None:
+            self.learner.take_models(self.original)
+            self.learner.memory.clear()
+        start = 0 if restored is None else restored[0]
+        scores = [s for s in self.scores if s.version <= start]
+        for number in range(start + 1, last + 1):
+            entry, digit = self.journal.read(number), None
+            if entry is not None and entry.kind in DRAWING_KINDS:
+                digit = self._load_digit(entry)
+                if digit is not None:
+                    scores.append(self._score(number, entry, digit))
+            self._advance(self.learner, number, entry, digit)
+        self.scores = scores
 
     def _load_digit(self, entry: Entry) -> np.ndarray | None:
         return stored_digit(self.journal.drawing(entry))
@@ -279,7 +325,7 @@ class LogLearner:
         elif entry.kind == "rollback":
             if entry.target is not None and 0 <= entry.target < number:
                 self._rewind(learner, entry.target)
-        elif entry.kind == "train":
+        elif entry.kind == "train" and number not in self.excluded:
             digit = digit if digit is not None else self._load_digit(entry)
             if digit is not None:
                 learner.learn(number, digit, entry.label)
@@ -305,10 +351,11 @@ class LogLearner:
                 originals=self.originals,
                 fnn=FNN(self.learner.fnn.config, {k: v.copy() for k, v in self.learner.fnn.params.items()}),
                 cnn=NumpyCNN(self.learner.cnn.model.get_weights()),
-                stats=summary(self.scores, self.label_counts),
-                recent=list(reversed(self.recent)),
+                stats=summary(self.scores, self.label_counts, self.excluded),
+                recent=[s for s in reversed(self.recent) if int(s["sample_id"]) not in self.excluded],
                 published_at=time.time(),
                 learner={"applied": self.applied, "booted_at": self.booted_at, "checked_at": self.checked_at},
+                review=review_queue(self.scores, self.excluded),
             )
 
     # --- checkpoints ---
@@ -325,6 +372,8 @@ class LogLearner:
             "label_counts": list(self.label_counts),
             "scores": [asdict(s) for s in self.scores],
             "recent": list(self.recent),
+            "drawings": [[n, kind, label] for n, (kind, label) in self.drawings.items()],
+            "excluded": sorted(self.excluded),
         }
 
         def write() -> None:
@@ -347,14 +396,21 @@ class LogLearner:
 
     def _load_checkpoint(self, learner: Learner, max_version: int | None = None) -> tuple[int, dict] | None:
         """Load the newest readable checkpoint made from these originals (at most `max_version`) into
-        `learner`; (its version, its state), or None with `learner` untouched. Damaged or foreign ones are skipped."""
+        `learner`; (its version, its state), or None with `learner` untouched. Damaged or foreign ones are skipped.
+
+        With `max_version` (a rebuild or a rollback under the current exclusions), a checkpoint counts only if
+        the drawings it left out are exactly the ones now excluded among its entries: a checkpoint taken
+        before a later exclusion of one of its drawings reflects that drawing, and is passed over."""
         for number in self.journal.checkpoints():
             if max_version is not None and number > max_version:
                 continue
             try:
                 files = self.journal.read_checkpoint(number)
                 state = json.loads(files["state.json"])
-                if state["fingerprint"] == self.fingerprint and state["version"] == number:
+                same_exclusions = max_version is None or set(state.get("excluded", [])) == {
+                    n for n in self.excluded if n <= number
+                }
+                if state["fingerprint"] == self.fingerprint and state["version"] == number and same_exclusions:
                     learner.load(files)
                     return number, state
             except DAMAGED as error:
@@ -370,6 +426,13 @@ class LogLearner:
         self.version = number
         self.label_counts = state["label_counts"]
         self.scores = [Score(**s) for s in state["scores"]]
+        self.excluded = set(state.get("excluded", []))
+        self.drawings = {n: (kind, label) for n, kind, label in state.get("drawings", [])}
+        if "drawings" not in state:  # a checkpoint from before exclusions: read what it counted from the log
+            for n in range(1, number + 1):
+                entry = self.journal.read(n)
+                if entry is not None and entry.kind in DRAWING_KINDS:
+                    self.drawings[n] = (entry.kind, entry.label)
         self.recent.extend(state.get("recent", []))
         logger.info("restored checkpoint %d", number)
 

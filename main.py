@@ -147,6 +147,11 @@ def about_page() -> str:
     return render_template("about.html")
 
 
+@routes.get("/review")
+def review_page() -> str:
+    return render_template("review.html")
+
+
 @routes.get("/internals")
 def internals_page() -> str:
     return render_template("internals.html")
@@ -174,6 +179,12 @@ def train() -> tuple[Response, int]:
     digit, png = decode_drawing(body.get("image"))
     answer, learned = service().train(digit, png, label, strokes, source="api/train")
     return jsonify(answer), 200 if learned else 202
+
+
+@routes.post("/api/undo")
+def undo_train() -> Response:
+    """Take back one's own drawing with the capability /api/train answered (no admin token)."""
+    return jsonify(service().undo(json_body().get("undo_token")))
 
 
 @routes.post("/api/internals")
@@ -218,6 +229,54 @@ def admin_rollback() -> Response:
     if not isinstance(target, int) or isinstance(target, bool):
         raise InputError("invalid_version", "Send the version to roll back to as an integer 'model_version'.")
     return jsonify(model_version=service().rollback(target))
+
+
+@routes.get("/api/review")
+def review() -> Response:
+    """The drawings most likely mislabelled first; `label`, `source`, `excluded=1`, `offset`, `limit`."""
+    require_admin()
+    args = request.args
+    label = parse_label(args["label"]) if args.get("label") else None
+    offset = query_int("offset", 0, 0, 10**9)
+    limit = query_int("limit", 50, 1, 200)
+    excluded = args.get("excluded", "0") in ("1", "true")
+    return jsonify(service().review(label, args.get("source") or None, excluded, offset, limit))
+
+
+@routes.post("/api/admin/exclude")
+def admin_exclude() -> Response:
+    require_admin()
+    return jsonify(service().exclude(sample_ids(json_body().get("sample_ids"))))
+
+
+@routes.post("/api/admin/restore")
+def admin_restore() -> Response:
+    require_admin()
+    return jsonify(service().restore(sample_ids(json_body().get("sample_ids"))))
+
+
+def query_int(name: str, default: int, low: int, high: int) -> int:
+    value = request.args.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise InputError(f"invalid_{name}", f"'{name}' must be an integer from {low} to {high}.")
+    return int(value)
+
+
+def sample_ids(value: object) -> list[int]:
+    """'sample_ids': a list of entry numbers, as integers or as the 10-digit strings the API answers."""
+    message = "Send 'sample_ids' as a non-empty list of sample ids (integers or strings of digits)."
+    if not isinstance(value, list) or not value:
+        raise InputError("invalid_sample_ids", message)
+    numbers = []
+    for item in value:
+        if isinstance(item, str) and item.isdigit() and len(item) <= 10 and item.isascii():
+            item = int(item)
+        if not isinstance(item, int) or isinstance(item, bool) or not 0 < item < 10**10:
+            raise InputError("invalid_sample_ids", message)
+        numbers.append(item)
+    return numbers
 
 
 def require_admin() -> None:

@@ -3,7 +3,8 @@ and the figures the models page shows from those scores. Pure: lists in, dicts o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,6 +25,22 @@ class Score:
     version: int
     label: int
     predicted: dict[str, int]  # "fnn.original" -> digit
+    # The probability each model gave the label: what ranks the review queue (absent in old checkpoints).
+    probability: dict[str, float] = field(default_factory=dict)
+    kind: str = "train"  # "collect" drawings are scored for the review queue, not counted in accuracy
+    source: str = ""
+    created: float = 0.0
+
+    @property
+    def disagreeing(self) -> int:
+        """How many of the four models' top digit was not the label."""
+        return sum(self.predicted.get(name) != self.label for name in NAMES)
+
+    def suspicion(self) -> tuple[int, float]:
+        """The review queue's sort key, most suspect first: more models disagreeing with the label, then a
+        lower probability of the label from the original CNN (which never learned from users, so a wrong
+        label that the retrained models already picked up cannot hide from it)."""
+        return -self.disagreeing, self.probability.get("cnn.original", 1.0)
 
 
 def accuracy_figures(scores: list[Score]) -> dict:
@@ -72,12 +89,33 @@ def windowed_history(scores: list[Score], window: int = RECENT, points: int = HI
     return history
 
 
-def summary(scores: list[Score], label_counts: list[int]) -> dict:
-    """What the learner publishes for /api/stats and /healthz: counts, accuracy, degraded flags, history."""
-    accuracy = accuracy_figures(scores)
+def review_queue(scores: list[Score], excluded: Collection[int]) -> list[dict]:
+    """Every scored drawing, most likely mislabelled first (see `Score.suspicion`), as the review API lists it."""
+    return [
+        {
+            "sample_id": f"{s.version:010d}",
+            "label": s.label,
+            "kind": s.kind,
+            "source": s.source,
+            "created": s.created,
+            "excluded": s.version in excluded,
+            "disagreeing": s.disagreeing,
+            "predicted": s.predicted,
+            "probability": {name: round(p, 4) for name, p in s.probability.items()},
+        }
+        for s in sorted(scores, key=Score.suspicion)
+    ]
+
+
+def summary(scores: list[Score], label_counts: list[int], excluded: Collection[int] = ()) -> dict:
+    """What the learner publishes for /api/stats and /healthz: counts, accuracy, degraded flags, history.
+    Accuracy counts only the train entries that are not excluded."""
+    learned = [s for s in scores if s.kind == "train" and s.version not in excluded]
+    accuracy = accuracy_figures(learned)
     return {
         "samples": {"total": sum(label_counts), "per_label": {str(d): c for d, c in enumerate(label_counts)}},
         "accuracy": accuracy,
         "degraded": degraded_models(accuracy),
-        "history": windowed_history(scores),
+        "history": windowed_history(learned),
+        "excluded": sorted(excluded),
     }

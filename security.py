@@ -36,8 +36,12 @@ ROUTE_KINDS = {
     "/api/train": "train",
     "/hook3": "train",
     "/hook": "train",
+    "/api/undo": "train",
     "/api/admin/reset": "admin",
     "/api/admin/rollback": "admin",
+    "/api/admin/exclude": "admin",
+    "/api/admin/restore": "admin",
+    "/api/review": "admin",
     "/api/samples/export": "admin",
 }
 # The routes the original apps' clients call from their own pages; the rest of the API is same-origin.

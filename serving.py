@@ -22,14 +22,15 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+import undo
 from config import Config
 from functions import MODELS, VARIANTS, InputError, select_answer, to_pixels, top_k
-from journal import Entry, Journal
+from journal import DRAWING_KINDS, MAX_SAMPLES_PER_ENTRY, Entry, Journal
 from numpy_cnn import NumpyCNN
 from scores import summary
 from storage import Storage, StorageError
@@ -72,6 +73,7 @@ class Snapshot:
     recent: list[dict]  # the latest labelled drawings, newest first
     published_at: float
     learner: dict  # {"applied", "booted_at", "checked_at"} of the learner that made it
+    review: list[dict] = field(default_factory=list)  # scores.review_queue: every scored drawing, most suspect first
 
     @classmethod
     def initial(cls, fnn: FNN, cnn: NumpyCNN, originals: str) -> Snapshot:
@@ -146,6 +148,7 @@ class Server:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._follower: threading.Thread | None = None
+        self._undo_key: bytes | None = None
 
     def follow_storage(self) -> None:
         """The `serve` role: take the newest published snapshot now, then follow the learner's in the background."""
@@ -331,6 +334,27 @@ class Server:
         """The latest labelled drawings, newest first."""
         return list(self.snapshot.recent)
 
+    def review(self, label: int | None, source: str | None, excluded: bool, offset: int, limit: int) -> dict:
+        """A page of the review queue (drawings most likely mislabelled first), filtered by label and source;
+        the excluded drawings instead with `excluded`, to restore them."""
+        snapshot = self.snapshot
+        items = [
+            item
+            for item in snapshot.review
+            if item["excluded"] == excluded
+            and (label is None or item["label"] == label)
+            and (source is None or item["source"] == source)
+        ]
+        sources = sorted({item["source"] for item in snapshot.review})
+        return {
+            "model_version": snapshot.version,
+            "total": len(items),
+            "offset": offset,
+            "limit": limit,
+            "sources": sources,
+            "samples": items[offset : offset + limit],
+        }
+
     def drawing(self, sample_id: int) -> bytes:
         """The stored PNG of log entry `sample_id`; KeyError if there is none."""
         entry = self.journal.read(sample_id)
@@ -349,15 +373,17 @@ class Server:
         Learned: what the updated models say now. Not learned in time: the drawing is stored and pending."""
         number = self.append(Entry("train", label, self.journal.store_drawing(png), source, strokes=strokes))
         sample_id = f"{number:010d}"
+        taking_back = {"undo_token": self.undo_token(number), "undo_seconds": undo.UNDO_SECONDS}
         snapshot = self.wait_for(number, self.config.train_wait_seconds)
         if snapshot is None:
             return {
                 "sample_id": sample_id,
+                **taking_back,
                 "status": "pending",
                 "model_version": self.snapshot.version,
                 "message": PENDING,
             }, False
-        return {"sample_id": sample_id, "status": "learned", **self._answer(digit, snapshot)}, True
+        return {"sample_id": sample_id, **taking_back, "status": "learned", **self._answer(digit, snapshot)}, True
 
     def collect(self, png: bytes, label: int, source: str) -> str:
         """Store a labelled drawing without learning from it; returns its image's file name."""
@@ -376,6 +402,68 @@ class Server:
         if not 0 <= target < head:
             raise InputError("invalid_version", f"Roll back to a version from 0 to {head - 1}.")
         return self._append_and_wait(Entry("rollback", source=source, target=target))
+
+    def exclude(self, numbers: list[int], source: str = "admin") -> dict:
+        """Take drawings out of the models, counts, accuracy figures and export, for every process: one log
+        entry for the whole list. Idempotent: drawings already out are reported `unchanged`, and a request
+        that changes nothing writes nothing."""
+        return self._change_exclusions("exclude", numbers, source)
+
+    def restore(self, numbers: list[int], source: str = "admin") -> dict:
+        """Bring excluded drawings back, the same way as `exclude` takes them out."""
+        return self._change_exclusions("restore", numbers, source)
+
+    def _change_exclusions(self, kind: str, numbers: list[int], source: str) -> dict:
+        self.check_drawings(numbers)
+        excluded = set(self.snapshot.stats.get("excluded", []))
+        changed = sorted({n for n in numbers if (n in excluded) == (kind == "restore")})
+        unchanged = sorted(set(numbers) - set(changed))
+        status, version = "unchanged", self.snapshot.version
+        if changed:
+            version = self.append(Entry(kind, source=source, samples=changed))
+            applied = self.wait_for(version, self.config.train_wait_seconds) is not None
+            status = "applied" if applied else "pending"
+        done = "excluded" if kind == "exclude" else "restored"
+        return {
+            done: [f"{n:010d}" for n in changed],
+            "unchanged": [f"{n:010d}" for n in unchanged],
+            "status": status,
+            "model_version": version,
+        }
+
+    def check_drawings(self, numbers: list[int]) -> None:
+        """InputError unless every number names a drawing in the log (404 for none there, 422 for another kind)."""
+        if not 0 < len(numbers) <= MAX_SAMPLES_PER_ENTRY:
+            raise InputError("invalid_sample_ids", f"Send from 1 to {MAX_SAMPLES_PER_ENTRY} sample ids.")
+        known = {int(item["sample_id"]) for item in self.snapshot.review}
+        missing, not_drawings = [], []
+        for number in sorted(set(numbers) - known):
+            entry = self.journal.read(number)
+            if entry is None:
+                missing.append(number)
+            elif entry.kind not in DRAWING_KINDS:
+                not_drawings.append(number)
+        if missing:
+            listed = ", ".join(f"{n:010d}" for n in missing)
+            raise InputError("not_found", f"There is no drawing {listed}; nothing was changed.", 404)
+        if not_drawings:
+            listed = ", ".join(f"{n:010d}" for n in not_drawings)
+            raise InputError("not_a_drawing", f"Entry {listed} is not a drawing; nothing was changed.", 422)
+
+    def undo_token(self, number: int) -> str:
+        """A capability to take back drawing `number` within undo.UNDO_SECONDS."""
+        return undo.issue(self._key(), number)
+
+    def undo(self, token: object) -> dict:
+        """Exclude the drawing a genuine, unexpired, unused undo token names."""
+        number = undo.verify(self._key(), token)
+        undo.use_once(self.journal.storage, number)
+        return self.exclude([number], source="undo")
+
+    def _key(self) -> bytes:
+        if self._undo_key is None:
+            self._undo_key = undo.undo_key(self.journal.storage, self.config.undo_secret)
+        return self._undo_key
 
     def _append_and_wait(self, entry: Entry) -> int:
         number = self.append(entry)

@@ -5,8 +5,8 @@
  * is the server's own sentence (errors are {error, message}) or a plain description of what went wrong;
  * an AbortError from `signal` passes unchanged, so that callers can ignore superseded requests.
  */
-export async function requestJSON(url, { body, signal } = {}) {
-  const options = { signal, headers: { Accept: "application/json" } };
+export async function requestJSON(url, { body, signal, headers = {} } = {}) {
+  const options = { signal, headers: { Accept: "application/json", ...headers } };
   if (body !== undefined) {
     options.method = "POST";
     options.headers["Content-Type"] = "application/json";

@@ -45,6 +45,7 @@ function newDrawing() {
   if (pendingPredict) pendingPredict.abort();
   showNothing();
   say("");
+  $("#take-back").hidden = true; // a label can be taken back until the next drawing (or its token expires)
 }
 
 function undo() {
@@ -218,6 +219,7 @@ async function label(digit) {
     });
     entry.done = true;
     showVersion(result.model_version);
+    offerTakeBack(result, entry);
     const pending = result.status === "pending" || !result.predictions;
     if (sent === drawing && !pending) {
       showAnswer(result); // what the models say of this drawing now that they have learned it
@@ -262,6 +264,31 @@ function alreadyLabelled(digit) {
 function setBusy(busy) {
   for (const button of labelButtons) button.setAttribute("aria-disabled", String(busy));
   $(".digits").setAttribute("aria-busy", String(busy));
+}
+
+// --- taking back one's own label: /api/train answers an undo token, good for `undo_seconds` ------------
+
+const takeBack = $("#take-back");
+let takeBackTimer;
+
+/** Offer to take back the drawing just labelled, until its undo token expires (a few seconds early). */
+function offerTakeBack(result, entry) {
+  clearTimeout(takeBackTimer);
+  takeBack.hidden = !result.undo_token;
+  takeBack.onclick = async () => {
+    takeBack.hidden = true;
+    try {
+      await requestJSON("/api/undo", { body: { undo_token: result.undo_token } });
+      if (labelled === entry) {
+        labelled = null; // taken back: this drawing may get its right label now
+        markStored(null);
+      }
+      say("Taken back: that label is removed and the models unlearn it. Tap the right digit, or draw again.");
+    } catch (error) {
+      say(error.message, { error: true });
+    }
+  };
+  takeBackTimer = setTimeout(() => (takeBack.hidden = true), Math.max(0, result.undo_seconds - 5) * 1000);
 }
 
 // --- collection mode: ask for the digits with the fewest drawings ---------------------------------------
