@@ -32,7 +32,7 @@ from functions import augment, quantise, stored_digit
 from journal import DRAWING_KINDS, Entry, Journal, exclusion_changes
 from numpy_cnn import NumpyCNN, state_from_bytes, state_to_bytes
 from scores import Score, review_queue, summary
-from serving import Server, Snapshot, originals_id, publish_snapshot, write_pointer
+from serving import Server, Snapshot, originals_id, publish_snapshot, shipped_files, write_pointer
 from storage import StorageError, open_storage
 from two_layer_net import FNN
 
@@ -158,7 +158,7 @@ class LogLearner:
         self.journal = journal
         self.original = {"fnn": fnn, "cnn": cnn}
         self.learner = Learner(fnn.copy(), cnn.copy(), replay)
-        self.originals = originals_id(config.models_dir)
+        self.originals = originals_id(shipped_files(config.models_dir))
         # Checkpoints are only valid for the originals, replay sample and recipe they were made with.
         made_from = fnn.to_bytes() + cnn.to_bytes() + replay[0].tobytes() + replay[1].tobytes()
         self.fingerprint = hashlib.sha256(made_from + repr(self.learner.recipe).encode()).hexdigest()

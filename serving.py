@@ -48,12 +48,14 @@ MIN_INTERVAL = 0.1  # seconds: an interval of 0 (tests) must not spin
 PENDING = "Stored. The models will learn from it shortly: the learner is busy or catching up."
 
 
-def originals_id(models_dir: Path) -> str:
+def shipped_files(models_dir: Path) -> tuple[bytes, bytes]:
+    """The shipped originals' files, read once: (fnn.npz, cnn.npz)."""
+    return (models_dir / "fnn.npz").read_bytes(), (models_dir / "cnn.npz").read_bytes()
+
+
+def originals_id(files: tuple[bytes, bytes]) -> str:
     """Which shipped originals a snapshot was learned from: a snapshot of other originals is not served."""
-    digest = hashlib.sha256()
-    for name in ("fnn.npz", "cnn.npz"):
-        digest.update((models_dir / name).read_bytes())
-    return digest.hexdigest()[:16]
+    return hashlib.sha256(b"".join(files)).hexdigest()[:16]
 
 
 def load_metrics(models_dir: Path) -> dict:
@@ -132,11 +134,9 @@ class Server:
     def __init__(self, config: Config, journal: Journal, models_dir: Path):
         self.config = config
         self.journal = journal
-        self.original = {
-            "fnn": FNN.load(models_dir / "fnn.npz"),
-            "cnn": NumpyCNN.from_bytes((models_dir / "cnn.npz").read_bytes()),
-        }
-        self.originals = originals_id(models_dir)
+        files = shipped_files(models_dir)
+        self.original = {"fnn": FNN.from_bytes(files[0]), "cnn": NumpyCNN.from_bytes(files[1])}
+        self.originals = originals_id(files)
         self.metrics = load_metrics(models_dir)
         self.snapshot = Snapshot.initial(self.original["fnn"], self.original["cnn"], self.originals)
         self.on_append: Callable[[], None] = lambda: None  # the `all` role wakes its learner
