@@ -10,6 +10,11 @@ if [ ! -x /usr/bin/chromium ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 fi
+# The fonts nondigits.py draws letters with: DejaVu to train the "not a digit" detector, Liberation to test it.
+if [ ! -d /usr/share/fonts/truetype/dejavu ] || [ ! -d /usr/share/fonts/truetype/liberation ]; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core fonts-liberation
+fi
 python -m ruff check .
 python -m ruff format --check .
 python -m pytest "$@"
