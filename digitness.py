@@ -21,7 +21,7 @@ from skimage.morphology import skeletonize
 
 from two_layer_net import FNN
 
-N_SHAPE = 6  # shape measures appended to the 784 pixels
+N_SHAPE = 7  # shape measures appended to the 784 pixels
 EIGHT_NEIGHBOURS = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.uint8)
 
 
@@ -29,7 +29,8 @@ def shape_measures(digit: np.ndarray) -> np.ndarray:
     """What a pixel network sees poorly, for one (28, 28) digit: (N_SHAPE,) float32, each about 0..1.
 
     Ink mass, how much of its bounding box the ink fills, holes and pieces (a digit has at most two
-    holes and, nearly always, one piece), and the skeleton's ends and forks (a scribble has many).
+    holes and, nearly always, one piece), and the skeleton's ends, forks and length (a scribble has
+    many forks and a long skeleton).
     """
     ink = digit >= 0.5
     if not ink.any():
@@ -44,7 +45,8 @@ def shape_measures(digit: np.ndarray) -> np.ndarray:
     ends = int((skeleton & (neighbours == 1)).sum())
     forks = int((skeleton & (neighbours >= 3)).sum())
     return np.array(
-        [digit.sum() / 200, ink.sum() / box, holes / 3, (pieces - 1) / 3, ends / 6, forks / 10], dtype=np.float32
+        [digit.sum() / 200, ink.sum() / box, holes / 3, (pieces - 1) / 3, ends / 6, forks / 10, skeleton.sum() / 60],
+        dtype=np.float32,
     )
 
 

@@ -32,6 +32,7 @@ from scipy import ndimage
 
 from config import Config
 from conv_net import CNN, JointPredictor, state_from_bytes, state_to_bytes
+from digitness import Detector
 from journal import Entry, Journal
 from storage import StorageError, open_storage
 from two_layer_net import FNN
@@ -261,12 +262,16 @@ def top_k(probs: np.ndarray, k: int = 3) -> list[dict]:
 CANT_RECOGNIZE = "Can't recognize this as a digit"
 
 
-def select_answer(fnn_probs: np.ndarray, cnn_probs: np.ndarray) -> tuple[int | None, str]:
+def select_answer(fnn_probs: np.ndarray, cnn_probs: np.ndarray, is_digit: bool = True) -> tuple[int | None, str]:
     """The original app's rule over the two retrained models' (10,) probabilities.
 
-    Agreeing top digits are the answer; else, if both are under 50% sure, there is no answer;
-    else the more confident model's top digit is.
+    A drawing that is not a digit (`is_digit`, digitness.Detector's verdict on the drawing) has no
+    answer, however sure the models are: they name a digit for anything. Otherwise agreeing top digits
+    are the answer; else, if both are under 50% sure, there is no answer; else the more confident
+    model's top digit is.
     """
+    if not is_digit:
+        return None, CANT_RECOGNIZE
     fnn_digit, cnn_digit = int(np.argmax(fnn_probs)), int(np.argmax(cnn_probs))
     fnn_conf, cnn_conf = float(fnn_probs[fnn_digit]), float(cnn_probs[cnn_digit])
     if fnn_digit == cnn_digit:
@@ -459,9 +464,17 @@ class DigitService:
     """
 
     def __init__(
-        self, config: Config, journal: Journal, fnn: FNN, cnn: CNN, replay: tuple[np.ndarray, np.ndarray], metrics: dict
+        self,
+        config: Config,
+        journal: Journal,
+        fnn: FNN,
+        cnn: CNN,
+        replay: tuple[np.ndarray, np.ndarray],
+        metrics: dict,
+        detector: Detector | None = None,
     ):
         self.config = config
+        self.detector = detector  # refuses drawings that are not digits; None answers every drawing
         self.journal = journal
         self.original = {"fnn": fnn, "cnn": cnn}
         self.learner = Learner(fnn.copy(), cnn.copy(), replay)
@@ -494,7 +507,10 @@ class DigitService:
         metrics_path = config.models_dir / "metrics.json"
         metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
         fnn, cnn = FNN.load(config.models_dir / "fnn.npz"), CNN.load(config.models_dir / "cnn.npz")
-        service = cls(config, journal, fnn, cnn, load_replay(config.models_dir / "replay.npz"), metrics)
+        detector_path = config.models_dir / "digitness.npz"
+        detector = Detector.load(detector_path) if detector_path.exists() else None
+        replay = load_replay(config.models_dir / "replay.npz")
+        service = cls(config, journal, fnn, cnn, replay, metrics, detector)
         service._restore()
         service.sync(force=True)
         service._publish()
@@ -512,7 +528,8 @@ class DigitService:
         with self._serving.reading():
             probs = self._probabilities(digit, self._served_fnn, self._served_cnns)
             version = self._served_version
-        answer, message = select_answer(probs["fnn.retrained"], probs["cnn.retrained"])
+        is_digit = self.detector is None or self.detector.is_digit(digit)
+        answer, message = select_answer(probs["fnn.retrained"], probs["cnn.retrained"], is_digit)
         return {
             "answer": None if answer is None else str(answer),  # DESIGN.md's contract: "7" or null
             "message": message,
