@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 from skimage.morphology import dilation, disk, erosion
 
 from functions import InputError, affine, preprocess
@@ -54,6 +55,10 @@ class TrainConfig:
     nondigits_per_kind: int = 3000
     nondigits_calibration: int = 400
     refused_digits: float = 0.002
+    # Hands the detector must accept as digits: rotations, slants (shear) and squeezes of the width.
+    hand_angle: float = 40.0
+    hand_shear: float = 1.0
+    hand_squeeze: float = 0.3
 
 
 def prepare(images: np.ndarray) -> np.ndarray:
@@ -168,6 +173,31 @@ def nondigit_digits(kind: str, n: int, start: int) -> np.ndarray:
     return np.stack(digits)
 
 
+def hands(digits: np.ndarray, rng: np.random.Generator, config: TrainConfig) -> np.ndarray:
+    """Each digit in a random personal hand, preprocessed again as a drawing would be: (n, 28, 28).
+
+    People slant, tilt and squeeze their digits far more than MNIST's writers (bench/streams.py's
+    hands); the detector must not take those for non-digits, even though the digit models, until they
+    learn a person's hand online, may not read them."""
+    out = []
+    for digit, hand in zip(digits, rng.integers(0, 3, len(digits)), strict=True):
+        if hand == 0:  # tilted
+            angle = np.deg2rad(rng.uniform(-config.hand_angle, config.hand_angle))
+            inverse = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+        elif hand == 1:  # slanted: output (row, col) reads input col + shear * row
+            inverse = np.array([[1.0, 0.0], [rng.uniform(-config.hand_shear, config.hand_shear), 1.0]])
+        else:  # narrow
+            inverse = np.diag([1.0, 1.0 / rng.uniform(config.hand_squeeze, 1.0)])
+        big = np.pad(digit, 14)
+        centre = np.array(big.shape) / 2
+        moved = ndimage.affine_transform(big, inverse, offset=centre - inverse @ centre, order=1)
+        try:
+            out.append(preprocess(moved))
+        except InputError:
+            out.append(digit)
+    return np.stack(out)
+
+
 def train_detector(views: np.ndarray, val_views: np.ndarray, config: TrainConfig):
     """The "not a digit" detector: a 2-way FNN on digitness.features, digits (every pen) against generated
     non-digits, refusing above the threshold that `refused_digits` of the held-out digits exceed."""
@@ -177,7 +207,7 @@ def train_detector(views: np.ndarray, val_views: np.ndarray, config: TrainConfig
 
     rng = np.random.default_rng(config.seed)
     digits = views.reshape(-1, 28, 28)
-    digits = np.concatenate([digits, distort(digits, rng, config)])
+    digits = np.concatenate([digits, distort(digits, rng, config), hands(digits, rng, config)])
     others = {kind: nondigit_digits(kind, config.nondigits_per_kind, 0) for kind in KINDS}
     x = np.concatenate([features(digits), *(features(o) for o in others.values())])
     y = np.concatenate([np.zeros(len(digits), np.int64), np.ones(len(x) - len(digits), np.int64)])
