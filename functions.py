@@ -241,12 +241,16 @@ def top_k(probs: np.ndarray, k: int = 3) -> list[dict]:
 CANT_RECOGNIZE = "Can't recognize this as a digit"
 
 
-def select_answer(fnn_probs: np.ndarray, cnn_probs: np.ndarray) -> tuple[int | None, str]:
+def select_answer(fnn_probs: np.ndarray, cnn_probs: np.ndarray, is_digit: bool = True) -> tuple[int | None, str]:
     """The original app's rule over the two retrained models' (10,) probabilities.
 
-    Agreeing top digits are the answer; else, if both are under 50% sure, there is no answer;
-    else the more confident model's top digit is.
+    A drawing that is not a digit (`is_digit`, digitness.Detector's verdict on the drawing) has no
+    answer, however sure the models are: they name a digit for anything. Otherwise agreeing top digits
+    are the answer; else, if both are under 50% sure, there is no answer; else the more confident
+    model's top digit is.
     """
+    if not is_digit:
+        return None, CANT_RECOGNIZE
     fnn_digit, cnn_digit = int(np.argmax(fnn_probs)), int(np.argmax(cnn_probs))
     fnn_conf, cnn_conf = float(fnn_probs[fnn_digit]), float(cnn_probs[cnn_digit])
     if fnn_digit == cnn_digit:

@@ -29,6 +29,7 @@ import numpy as np
 
 import undo
 from config import Config
+from digitness import Detector
 from functions import MODELS, VARIANTS, InputError, select_answer, to_pixels, top_k
 from journal import DRAWING_KINDS, MAX_SAMPLES_PER_ENTRY, Entry, Journal
 from numpy_cnn import NumpyCNN
@@ -61,6 +62,12 @@ def originals_id(files: tuple[bytes, bytes]) -> str:
 def load_metrics(models_dir: Path) -> dict:
     path = models_dir / "metrics.json"
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def load_detector(models_dir: Path) -> Detector | None:
+    """The shipped "not a digit" detector; without its file every drawing gets an answer."""
+    path = models_dir / "digitness.npz"
+    return Detector.load(path) if path.exists() else None
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,7 @@ class Server:
         self.original = {"fnn": FNN.from_bytes(files[0]), "cnn": NumpyCNN.from_bytes(files[1])}
         self.originals = originals_id(files)
         self.metrics = load_metrics(models_dir)
+        self.detector = load_detector(models_dir)
         self.snapshot = Snapshot.initial(self.original["fnn"], self.original["cnn"], self.originals)
         self.on_append: Callable[[], None] = lambda: None  # the `all` role wakes its learner
         self._changed = threading.Condition()
@@ -243,7 +251,8 @@ class Server:
 
     def _answer(self, digit: np.ndarray, snapshot: Snapshot) -> dict:
         probs = self._probabilities(digit, snapshot)
-        answer, message = select_answer(probs["fnn.retrained"], probs["cnn.retrained"])
+        is_digit = self.detector is None or self.detector.is_digit(digit)
+        answer, message = select_answer(probs["fnn.retrained"], probs["cnn.retrained"], is_digit)
         return {
             "answer": None if answer is None else str(answer),  # DESIGN.md's contract: "7" or null
             "message": message,

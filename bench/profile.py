@@ -3,7 +3,8 @@
     python bench/profile.py [--n 200]
 
 Prints the median and p90 of each stage of /api/predict and /api/train on canvas drawings of t10k
-digits (rendered as the browser sends them): decoding, preprocessing, each model's forward pass,
+digits (rendered as the browser sends them): decoding, preprocessing, the "not a digit" verdict (shape
+measures with scikit-image and a small numpy network), each model's forward pass,
 shaping the answer as JSON, storing the drawing and the entry, augmentation, each model's step,
 and publishing the new weights to the serving snapshot. The numbers say what to make faster.
 """
@@ -68,6 +69,8 @@ def main() -> None:
             grey = timer.time("predict: flatten to grey", flatten, image)
             ink = ink_from_grey(np.asarray(grey))
             digit = timer.time("predict: preprocess (crop, fit, centre)", preprocess, ink)
+            if service.detector is not None:
+                timer.time("predict: not-a-digit verdict", service.detector.is_digit, digit)
             batch = digit[None]
             snapshot = service.snapshot
             for name, model in (*service.original.items(), ("fnn", snapshot.fnn), ("cnn", snapshot.cnn)):

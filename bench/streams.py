@@ -70,28 +70,30 @@ STYLES: dict[str, Style] = {
 STREAMS = ("uci", *STYLES)
 
 
-def uci_stream(n: int, rng: np.random.Generator) -> list[tuple[str, int]]:
+def uci_stream(n: int, rng: np.random.Generator) -> list[tuple[np.ndarray, int]]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     order = rng.permutation(len(digits.target))[:n]
     # A 2-pixel margin, like MNIST's, so that the canvas keeps a white border.
-    return [(to_data_url(canvas_of(np.pad(digits.images[i] / 16.0, 2))), int(digits.target[i])) for i in order]
+    return [(np.pad(digits.images[i] / 16.0, 2), int(digits.target[i])) for i in order]
 
 
-def mnist_style_stream(style: str, n: int, rng: np.random.Generator) -> list[tuple[str, int]]:
+def mnist_style_stream(style: str, n: int, rng: np.random.Generator) -> list[tuple[np.ndarray, int]]:
     images, labels = load_split(MNIST_DIR, "t10k")
     transform = STYLES[style]
-    return [
-        (to_data_url(canvas_of(transform(images[i] / 255.0))), int(labels[i]))
-        for i in rng.permutation(STREAM_SPLIT)[:n]
-    ]
+    return [(transform(images[i] / 255.0), int(labels[i])) for i in rng.permutation(STREAM_SPLIT)[:n]]
+
+
+def stream_inks(name: str, n: int, seed: int = 0) -> list[tuple[np.ndarray, int]]:
+    """`n` (ink-bright digit 0..1 of any size, label) pairs of the named stream, in a seeded order."""
+    rng = np.random.default_rng(seed)
+    return uci_stream(n, rng) if name == "uci" else mnist_style_stream(name, n, rng)
 
 
 def stream(name: str, n: int, seed: int = 0) -> list[tuple[str, int]]:
     """`n` (data URL, label) pairs of the named stream, in a seeded order."""
-    rng = np.random.default_rng(seed)
-    return uci_stream(n, rng) if name == "uci" else mnist_style_stream(name, n, rng)
+    return [(to_data_url(canvas_of(ink)), label) for ink, label in stream_inks(name, n, seed)]
 
 
 def held_out() -> tuple[np.ndarray, np.ndarray]:

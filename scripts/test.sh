@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Set up everything the tests need on a fresh machine, then lint and run them: the project's virtual
 # environment (.venv) with the Python packages; Debian's chromium (the browser tests drive it through
-# Playwright) and redis-server (the rate-limit tests start their own on a free port); and the npm
-# packages the browser tests inject (jQuery, axe-core).
+# Playwright), redis-server (the rate-limit tests start their own on a free port) and fonts (letters for
+# the not-a-digit tests); and the npm packages the browser tests inject (jQuery, axe-core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh requirements-dev.txt requirements.txt
 
-# apt_install COMMAND PACKAGE...: install the Debian packages when COMMAND is missing.
+# apt_install COMMAND_OR_PATH PACKAGE...: install the Debian packages when that command or path is missing.
 apt_install() {
-  command -v "$1" >/dev/null && return
+  { command -v "$1" >/dev/null || [ -e "$1" ]; } && return
   shift
   echo "Installing Debian's $* with apt"
   as_root apt-get update -qq
@@ -21,6 +21,9 @@ if ! command -v /usr/bin/redis-server >/dev/null; then
   as_root service redis-server stop >/dev/null 2>&1 || true # the package may start one on 6379; tests need none
 fi
 apt_install npm nodejs npm
+# The fonts nondigits.py draws letters with: DejaVu to train the "not a digit" detector, Liberation to test it.
+apt_install /usr/share/fonts/truetype/dejavu fonts-dejavu-core
+apt_install /usr/share/fonts/truetype/liberation fonts-liberation
 
 # Like venv.sh: `npm ci` only when node_modules is missing or package-lock.json changed since it last ran.
 if [ "$(cat node_modules/.installed-package-lock 2>/dev/null)" != "$(sha256sum <package-lock.json)" ]; then
