@@ -16,6 +16,7 @@ from drawings import stroke_canvas, to_data_url
 # Strokes as fractions of the canvas.
 ONE = [(0.5, 0.15), (0.5, 0.85)]
 SEVEN = [(0.25, 0.2), (0.75, 0.2), (0.4, 0.85)]
+SCRIBBLE = [(0.15, 0.2), (0.85, 0.3), (0.2, 0.45), (0.8, 0.55), (0.2, 0.7), (0.85, 0.8), (0.3, 0.3), (0.7, 0.9)]
 # Layout shifts not caused by input, collected from page load on (https://web.dev/articles/cls).
 RECORD_LAYOUT_SHIFTS = """
 window.__shifts = [];
@@ -128,6 +129,22 @@ def test_draw_predict_and_correct(app, page):
     expect(page.locator("#status")).to_have_text("Nothing is drawn: draw a digit first.")
     expect(page.locator("#answer")).to_have_text("?")
     assert sum(page.evaluate("window.__shifts")) < 0.02
+
+
+def test_a_scribble_gets_no_answer_and_can_still_be_labelled(app, page):
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    draw(page, SCRIBBLE)
+    press(page, "#predict")
+    expect(page.locator("#agreement")).to_have_text("Can't recognize this as a digit")
+    expect(page.locator("#answer")).to_have_text("?")
+    expect(page.locator(".digits .predicted")).to_have_count(0)  # no digit is offered as the answer
+    expect(page.locator('.top3[data-model="cnn"][data-variant="original"] li:not(.empty)')).to_have_count(3)
+    screenshot(page, "draw-refused")
+    press(page, '[data-label="8"]')  # a person who meant a digit can still teach it
+    expect(page.locator("#version")).to_have_text("1")
+    assert stored_total(app) == 1
 
 
 @pytest.mark.parametrize("device", ["desktop"])
