@@ -195,8 +195,9 @@ class Server:
         if pointer is None:
             return
         self.saw_learner(pointer.get("checked_at"))
-        current = self.snapshot
-        if pointer.get("originals") == current.originals and pointer.get("version", 0) <= current.version:
+        # Another set of originals (a learner of an earlier deploy, replaced by this one's soon) has nothing to
+        # serve here: do not fetch its 1 MB snapshot every poll.
+        if pointer.get("originals") != self.originals or pointer.get("version", 0) <= self.snapshot.version:
             return
         try:
             self.take(Snapshot.from_bytes(self.journal.storage.get(SNAPSHOT_KEY)))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from s3server import CREDENTIALS
 from server import Server, request
 
 from config import Config
-from serving import SNAPSHOT_KEY, STALLED_AFTER_SECONDS, Snapshot
+from serving import SNAPSHOT_KEY, STALLED_AFTER_SECONDS, Snapshot, publish_snapshot
 
 ONE = to_data_url(stroke_canvas([(140, 40), (140, 240)]))
 SEVEN = to_data_url(stroke_canvas([(60, 50), (220, 50), (120, 240)]))
@@ -95,6 +96,24 @@ def test_snapshot_round_trip_and_damage():
     for damaged in (b"", data[: len(data) // 2], b"not a zip at all"):
         with pytest.raises(ValueError):
             Snapshot.from_bytes(damaged)
+
+
+def test_a_server_ignores_a_snapshot_of_other_originals_without_fetching_it(tmp_path):
+    """After a deploy with new originals, the old learner's snapshot is neither served nor downloaded each poll."""
+    app = create_app(Config(storage_url=str(tmp_path / "store"), role="serve"))
+    server = app.extensions["digits"]
+    storage = server.journal.storage
+    fetched = []
+    get = storage.get
+    storage.get = lambda key: fetched.append(key) or get(key)
+    old = Snapshot.initial(server.original["fnn"], server.original["cnn"], "other originals")
+    publish_snapshot(storage, replace(old, version=5))
+    server.poll_snapshot()
+    assert server.version == 0 and SNAPSHOT_KEY not in fetched
+    ours = replace(server.snapshot, version=3)
+    publish_snapshot(storage, ours)
+    server.poll_snapshot()
+    assert server.version == 3 and SNAPSHOT_KEY in fetched
 
 
 def test_a_serve_process_reports_a_learner_that_stopped(tmp_path):
