@@ -14,6 +14,7 @@ B for 8, g and q for 9, ...) are left out: refusing them would refuse real digit
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ FONT_ROOT = Path("/usr/share/fonts/truetype")
 KINDS = ("letter", "scribble", "dot", "line", "blob")
 
 
+@cache  # one directory listing per source, not one per letter drawn
 def fonts(source: str) -> list[Path]:
     """The font files of one source (DejaVu for training, Liberation for the bench), Math fonts left out."""
     found = sorted(p for p in (FONT_ROOT / FONT_DIRS[source]).glob("*.ttf") if "Math" not in p.name)
@@ -66,7 +68,8 @@ def smooth(points: np.ndarray, per_segment: int = 8) -> np.ndarray:
 
 def letter(rng: np.random.Generator, source: str) -> Image.Image:
     glyph = LETTERS[rng.integers(len(LETTERS))]
-    font = ImageFont.truetype(str(fonts(source)[rng.integers(len(fonts(source)))]), int(rng.integers(140, 260)))
+    files = fonts(source)
+    font = ImageFont.truetype(str(files[rng.integers(len(files))]), int(rng.integers(140, 260)))
     image, draw = blank()
     left, top, right, bottom = draw.textbbox((0, 0), glyph, font=font)
     x = (SIZE - (right - left)) / 2 - left + rng.uniform(-30, 30)

@@ -78,18 +78,21 @@ def with_round_pen(image: np.ndarray, radius: int) -> np.ndarray:
     return np.asarray(Image.fromarray(big, mode="F").resize((28, 28), Image.Resampling.BOX))
 
 
-def pen_views(images: np.ndarray, rng: np.random.Generator, config: TrainConfig) -> np.ndarray:
-    """(1 + pen_views, n, 28, 28) preprocessed digits: as drawn, then each redrawn with random pens.
-    A pen that erases a digit's ink leaves it as drawn."""
-    views = [prepare(images)]
+def pen_views(
+    images: np.ndarray, rng: np.random.Generator, config: TrainConfig, drawn: np.ndarray | None = None
+) -> np.ndarray:
+    """(1 + pen_views, n, 28, 28) preprocessed digits: as drawn (`drawn`, if already `prepare`d), then each
+    redrawn with random pens. A pen that erases a digit's ink leaves it as drawn."""
+    drawn = prepare(images) if drawn is None else drawn
+    views = [drawn]
     for _ in range(config.pen_views):
         radii = rng.integers(config.pen_radii[0], config.pen_radii[1] + 1, len(images))
         view = []
-        for image, radius in zip(images, radii, strict=True):
+        for image, radius, as_drawn in zip(images, radii, drawn, strict=True):
             try:
                 view.append(preprocess(with_round_pen(image, int(radius))))
             except InputError:
-                view.append(preprocess(image / 255.0))
+                view.append(as_drawn)
         views.append(np.stack(view))
     return np.stack(views)
 
@@ -269,7 +272,7 @@ def main() -> None:
         write_replay(digits[fit], labels[fit], args.out / "replay.npz", config)
     if args.only != "replay":
         started = time.perf_counter()
-        views = pen_views(images[fit], np.random.default_rng(config.seed), config)
+        views = pen_views(images[fit], np.random.default_rng(config.seed), config, digits[fit])
         print(f"{len(views) - 1} pen views of every digit in {time.perf_counter() - started:.0f} s", flush=True)
     if args.only in (None, "fnn"):
         started = time.perf_counter()
@@ -281,7 +284,7 @@ def main() -> None:
         print(f"cnn trained in {time.perf_counter() - started:.0f} s", flush=True)
     if args.only in (None, "detector"):
         started = time.perf_counter()
-        val_views = pen_views(images[val], np.random.default_rng(config.seed + 1), config)
+        val_views = pen_views(images[val], np.random.default_rng(config.seed + 1), config, digits[val])
         train_detector(views, val_views, config).save(args.out / "digitness.npz")
         print(f"detector trained in {time.perf_counter() - started:.0f} s", flush=True)
 
