@@ -258,7 +258,7 @@ function alreadyLabelled(digit) {
     return; // the same label again while it is on its way (a double tap): the status already says so
   }
   if (digit === first) say(`This drawing is already stored as a ${first}. Draw the next digit.`);
-  else say(`This drawing is already stored as a ${first}, so not as a ${digit}. If it is a ${digit}, draw it again.`);
+  else say(`Already stored as a ${first}, not as a ${digit}. If it is a ${digit}, draw it again.`);
 }
 
 function setBusy(busy) {
