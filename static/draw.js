@@ -219,7 +219,6 @@ async function label(digit) {
     });
     entry.done = true;
     showVersion(result.model_version);
-    offerTakeBack(result, entry);
     const pending = result.status === "pending" || !result.predictions;
     if (sent === drawing && !pending) {
       showAnswer(result); // what the models say of this drawing now that they have learned it
@@ -229,11 +228,13 @@ async function label(digit) {
     const done = pending
       ? `Stored as a ${digit}. The models will learn from it shortly.`
       : `Thanks! Learned that this is a ${digit} (version ${result.model_version}).`;
-    if (collectToggle.checked) {
-      if (sent === drawing) {
-        pad.clear();
-        newDrawing();
-      }
+    const collecting = collectToggle.checked;
+    if (collecting && sent === drawing) {
+      pad.clear();
+      newDrawing();
+    }
+    offerTakeBack(result, entry); // after the clear: in collection mode too, the offer lasts until the next stroke
+    if (collecting) {
       say(done);
       await askForNextDigit();
       say(`${done} Next, draw a ${wanted}.`);
@@ -278,12 +279,15 @@ function offerTakeBack(result, entry) {
   takeBack.onclick = async () => {
     takeBack.hidden = true;
     try {
-      await requestJSON("/api/undo", { body: { undo_token: result.undo_token } });
+      const undone = await requestJSON("/api/undo", { body: { undo_token: result.undo_token } });
+      showVersion(undone.model_version); // unlearning is a step of the models too
+      const onPad = entry.drawing === drawing;
       if (labelled === entry) {
         labelled = null; // taken back: this drawing may get its right label now
-        markStored(null);
+        if (onPad) markStored(null);
       }
-      say("Taken back: that label is removed and the models unlearn it. Tap the right digit, or draw again.");
+      const next = onPad ? " Tap the right digit, or draw again." : ""; // in collection mode the prompt says what next
+      say(`Taken back: that label is removed and the models unlearn it.${next}`);
     } catch (error) {
       say(error.message, { error: true });
     }

@@ -399,8 +399,20 @@ def test_collection_mode_asks_for_the_rarest_digits(app, page):
     expect(page.locator("#answer")).to_have_text("?")  # the box was cleared for the next digit, and its answer
     expect(page.locator(".digits .predicted")).to_have_count(0)
     screenshot(page, "draw-collecting", dark=False)
+    expect(page.locator("#take-back")).to_be_visible()  # a mistaken tap can be taken back after the box cleared
+    press(page, "#take-back")
+    expect(page.locator("#status")).to_have_text("Taken back: that label is removed and the models unlearn it.")
+    expect(page.locator("#version")).to_have_text("3")
+    assert stored_total(app) == 1
+    press(page, f'[data-label="{wanted}"]')  # nothing on the pad to label
+    expect(page.locator("#status")).to_contain_text("Draw a digit first")
+    draw(page, ONE)
+    press(page, f'[data-label="{wanted}"]')
+    expect(page.locator("#version")).to_have_text("4")
+    expect(page.locator("#take-back")).to_be_visible()
     draw(page, ONE)
     expect(page.locator("#status")).to_have_text("")  # the thanks belonged to the previous drawing
+    expect(page.locator("#take-back")).to_be_hidden()
     press(page, "#clear")
     press(page, "#predict")
     expect(page.locator("#status")).to_contain_text("Nothing is drawn")
