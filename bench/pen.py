@@ -27,9 +27,9 @@ from streams import MNIST_DIR, STREAMS, stream_inks  # noqa: E402
 
 from canvas import PENS, canvas_of, to_data_url, with_pen  # noqa: E402
 from conv_net import CNN  # noqa: E402
-from digitness import Detector  # noqa: E402
 from functions import InputError, decode_digit  # noqa: E402
 from mnist import load_split  # noqa: E402
+from serving import load_detector  # noqa: E402
 from two_layer_net import FNN  # noqa: E402
 
 GOALS = {"fnn": 0.970, "cnn": 0.990}
@@ -55,8 +55,7 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=ROOT / "models")
     args = parser.parse_args()
     models = {"fnn": FNN.load(args.models / "fnn.npz"), "cnn": CNN.load(args.models / "cnn.npz")}
-    detector_path = args.models / "digitness.npz"
-    detector = Detector.load(detector_path) if detector_path.exists() else None
+    detector = load_detector(args.models)
 
     images, labels = load_split(MNIST_DIR, "t10k")
     sets = {"t10k": (list(images[: args.n]), labels[: args.n])}
