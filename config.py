@@ -68,6 +68,9 @@ class Config:
     # Where the log of labelled drawings lives: a folder path, file:///path, or s3://bucket/prefix.
     storage_url: str = str(ROOT / "tmp" / "store")
     s3_endpoint_url: str | None = None
+    # Where the facts about the drawings live: unset is SQLite beside the local store (database.default_url);
+    # postgresql:// (or Heroku's postgres://) for a fleet. Not in repr: the URL may hold a password.
+    database_url: str | None = field(default=None, repr=False)
     models_dir: Path = ROOT / "models"
     admin_token: str | None = None
     # Signs the undo capabilities /api/train hands out. Unset: a random key stored once in the store, so every
@@ -76,7 +79,7 @@ class Config:
     # A phone canvas at 3x pixel density is ~1000x1000; its PNG stays well under 1 MB.
     max_request_bytes: int = 2 * 1024 * 1024
     # Checkpoints are caches: frequent enough that a boot replays little, rare enough to cost nothing.
-    checkpoint_every: int = 50
+    checkpoint_every: int = 200
     # How often a process looks for entries that other processes appended (seconds).
     sync_interval: float = 1.0
     # Which part of the service this process plays: "all" (serve HTTP and learn, one process), "serve" (HTTP
@@ -110,6 +113,12 @@ class Config:
             raise ValueError("TRUSTED_PROXIES must be 0 or more")
 
     @property
+    def database(self) -> str:
+        from database import default_url, normalise_url
+
+        return normalise_url(self.database_url) if self.database_url else default_url(self.storage_url, ROOT / "tmp")
+
+    @property
     def train_wait_seconds(self) -> float:
         if self.train_wait is not None:
             return self.train_wait
@@ -127,6 +136,7 @@ class Config:
         return cls(
             storage_url=env.get("STORAGE_URL") or defaults.storage_url,
             s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
+            database_url=env.get("DATABASE_URL") or None,
             models_dir=Path(env.get("MODELS_DIR") or defaults.models_dir),
             admin_token=env.get("ADMIN_TOKEN") or None,
             undo_secret=env.get("UNDO_SECRET") or None,

@@ -25,6 +25,7 @@ from storage import Storage
 LOG = "log/"
 DRAWINGS = "drawings/"
 CHECKPOINTS = "checkpoints/"
+STORE_ID = "meta/store-id"
 KINDS = ("train", "collect", "reset", "rollback", "exclude", "restore")
 DRAWING_KINDS = ("train", "collect")
 MAX_SAMPLES_PER_ENTRY = 1000  # one exclude/restore entry names at most this many drawings
@@ -107,7 +108,8 @@ class Journal:
         return self.storage.create(entry_key(number), entry.to_bytes())
 
     def numbers_after(self, number: int) -> list[int]:
-        """The entry numbers after `number`, in order (one cheap listing)."""
+        """The entry numbers after `number`, in order (one listing: what a dataset export or a migration reads;
+        following the log probes the next number instead, whose cost does not grow with the log)."""
         keys = self.storage.list(LOG, start_after=entry_key(number))
         return [n for n in map(number_of, keys) if n is not None and n > number]
 
@@ -117,6 +119,28 @@ class Journal:
             return Entry.from_bytes(self.storage.get(entry_key(number)))
         except (KeyError, ValueError):
             return None
+
+    def read_next(self, number: int) -> Entry | None:
+        """Entry `number` to apply: KeyError if it is not there (yet), None if it is damaged."""
+        try:
+            return Entry.from_bytes(self.storage.get(entry_key(number)))
+        except ValueError:
+            return None
+
+    def head_from(self, number: int) -> int:
+        """The last entry of an unbroken run from `number` (which exists, or is 0): one probe per entry
+        beyond it, so a process that follows the log pays for what is new, not for what is held."""
+        while self.storage.exists(entry_key(number + 1)):
+            number += 1
+        return number
+
+    def store_id(self) -> str:
+        """A random id written once into the store: a database that names another store is not this one's."""
+        try:
+            return self.storage.get(STORE_ID).decode()
+        except KeyError:
+            self.storage.create(STORE_ID, uuid.uuid4().hex.encode())  # create-only: every process reads one id
+            return self.storage.get(STORE_ID).decode()
 
     def drawing(self, entry: Entry) -> bytes | None:
         try:

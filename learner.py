@@ -21,18 +21,21 @@ import zipfile
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+import scores
+import upgrade
 from config import Config
 from conv_net import CNN, JointPredictor
+from database import LOG_CHANNEL, Database, DatabaseError
 from functions import augment, quantise, stored_digit
 from journal import DRAWING_KINDS, Entry, Journal, exclusion_changes
 from numpy_cnn import NumpyCNN, state_from_bytes, state_to_bytes
-from scores import Score, review_queue, summary
-from serving import Server, Snapshot, originals_id, publish_snapshot, shipped_files, write_pointer
+from scores import NAMES, Figures, point
+from serving import SAFETY_NET_SECONDS, Server, Snapshot, originals_id, publish_snapshot, shipped_files, write_pointer
 from storage import StorageError, open_storage
 from two_layer_net import FNN
 
@@ -43,6 +46,12 @@ DAMAGED = (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFil
 RECENT_SAMPLES = 48  # drawings listed on the models page
 # While catching up on a backlog, publish at least this often, so servers see progress.
 PUBLISH_EVERY_SECONDS = 0.5
+# ...and at most this often to storage, however fast labels arrive: a burst is published as its latest state.
+PUBLISH_GAP_SECONDS = 0.2
+# An exclusion (or restore) of drawings at most this many entries back rebuilds the retrained models exactly, as
+# if the log had never held them: a replay of at most this many entries, plus CHECKPOINT_EVERY. Further back,
+# the drawings leave the dataset, counts, figures and queue at once, and the models keep what they learned.
+EXACT_WINDOW = 1000
 # A learner with nothing to learn still tells servers it is alive this often (one small write).
 HEARTBEAT_SECONDS = 5.0
 MIN_INTERVAL = 0.1  # seconds: an interval of 0 (tests) must not spin
@@ -139,7 +148,7 @@ class Learner:
     def memory_bytes(self) -> bytes:
         buffer = io.BytesIO()
         images = np.stack([d for d, _ in self.memory]) if self.memory else np.zeros((0, 28, 28), np.uint8)
-        np.savez(buffer, images=images, labels=np.array([label for _, label in self.memory], dtype=np.int64))
+        np.savez_compressed(buffer, images=images, labels=np.array([label for _, label in self.memory], dtype=np.int64))
         return buffer.getvalue()
 
 
@@ -151,12 +160,17 @@ def read_memory(data: bytes) -> list[tuple[np.ndarray, int]]:
 
 class LogLearner:
     """The retrained models as a function of the originals and the log: applies entries in order, one
-    thread at a time (`_lock`), keeps the progressive-validation scores, writes checkpoints, and makes
-    serving snapshots. Requests never call into it; its owner's thread does (`run` or `catch_up`)."""
+    thread at a time (`_lock`), records what it learns of each drawing in the database (one transaction per
+    entry, with the version it reaches), writes checkpoints and makes serving snapshots. What it holds in
+    memory has a fixed size (the models, the replay memory, the figures), plus the numbers of the excluded
+    drawings. Requests never call into it; its owner's thread does (`run` or `catch_up`)."""
 
-    def __init__(self, config: Config, journal: Journal, fnn: FNN, cnn: CNN, replay: tuple[np.ndarray, np.ndarray]):
+    def __init__(
+        self, config: Config, journal: Journal, db: Database, fnn: FNN, cnn: CNN, replay: tuple[np.ndarray, np.ndarray]
+    ):
         self.config = config
         self.journal = journal
+        self.db = db
         self.original = {"fnn": fnn, "cnn": cnn}
         self.learner = Learner(fnn.copy(), cnn.copy(), replay)
         self.originals = originals_id(shipped_files(config.models_dir))
@@ -164,24 +178,28 @@ class LogLearner:
         made_from = fnn.to_bytes() + cnn.to_bytes() + replay[0].tobytes() + replay[1].tobytes()
         self.fingerprint = hashlib.sha256(made_from + repr(self.learner.recipe).encode()).hexdigest()
         self.version = 0
-        self.label_counts = [0] * 10
-        self.scores: list[Score] = []
-        self.drawings: dict[int, tuple[str, int]] = {}  # entry number -> (kind, label) of every drawing
+        self.db_version = 0  # entries the database has recorded: ahead of `version` while replaying after a crash
+        self.figures = Figures()
         self.excluded: set[int] = set()  # drawings an admin or their author took out (exclude entries)
-        self.recent: deque[dict] = deque(maxlen=RECENT_SAMPLES)
+        self.unlearned: set[int] = set()  # excluded within EXACT_WINDOW: the models were rebuilt without them
+        self.head = 0  # the newest entry known to exist (a notification, this process's own append)
+        self.handed: dict[int, Entry] = {}  # entries handed over with their notification: not read from storage
+        self.stale = False  # the database refused a write: reload before going on
         self.applied = 0  # entries this process applied since it booted (a fleet test counts them)
         self.booted_at = 0  # the version it booted at (checkpoint + replay)
         self.checked_at = 0.0  # wall time of its latest look at the log
+        self._published: tuple[dict, list[dict]] = (Figures().summary([]), [])
         self._lock = threading.RLock()
         self._cnns = JointPredictor([cnn, self.learner.cnn])  # both CNNs' scores before a step, in one call
         self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
 
     @classmethod
-    def open(cls, config: Config, journal: Journal) -> LogLearner:
+    def open(cls, config: Config, journal: Journal, db: Database) -> LogLearner:
         """Load the shipped models once, restore the newest usable checkpoint, replay the rest of the log."""
         fnn, cnn = FNN.load(config.models_dir / "fnn.npz"), CNN.load(config.models_dir / "cnn.npz")
-        learner = cls(config, journal, fnn, cnn, load_replay(config.models_dir / "replay.npz"))
-        learner._restore()
+        learner = cls(config, journal, db, fnn, cnn, load_replay(config.models_dir / "replay.npz"))
+        with learner._lock:
+            learner._restore()
         learner.catch_up()
         learner.booted_at, learner.applied = learner.version, 0
         return learner
@@ -193,18 +211,39 @@ class LogLearner:
 
     # --- following the log ---
 
-    def catch_up(self, budget_seconds: float | None = None) -> int:
+    def notice(self, number: int, entry: Entry | None = None) -> None:
+        """Entry `number` exists (a notification or this process's append); with `entry`, it need not be read."""
+        self.head = max(self.head, number)
+        if entry is not None and number > self.version:
+            self.handed[number] = entry
+
+    def catch_up(self, budget_seconds: float | None = None, probe: bool = True) -> int:
         """Apply the entries after the current version, in order; stop after `budget_seconds` (None: all).
-        Returns how many were applied. StorageError if the log cannot be listed."""
+        Without `probe`, only up to the newest entry noticed (no storage request to find there is none).
+        Returns how many were applied. StorageError if the log cannot be read, DatabaseError if the facts
+        cannot be recorded (the entry is then applied again, once the database answers)."""
         started = time.monotonic()
         applied = 0
         with self._lock:
-            numbers = self.journal.numbers_after(self.version)
+            if self.stale:
+                self._restore()
             self.checked_at = time.time()
-            for number in numbers:
-                if number != self.version + 1:
-                    break  # a gap is a writer mid-claim: wait rather than apply out of order
-                self._apply(number, self.journal.read(number))
+            while True:
+                number = self.version + 1
+                if number in self.handed:
+                    entry = self.handed.pop(number)
+                elif probe or number <= self.head:
+                    try:
+                        entry = self.journal.read_next(number)
+                    except KeyError:
+                        break  # the end of the log, or a writer mid-claim: wait rather than apply out of order
+                else:
+                    break
+                try:
+                    self._apply(number, entry)
+                except DatabaseError:
+                    self.stale = True  # the models may be a step ahead of the facts: reload both
+                    raise
                 applied += 1
                 if budget_seconds is not None and time.monotonic() - started > budget_seconds:
                     break
@@ -217,19 +256,32 @@ class LogLearner:
         stop: threading.Event,
         interval: float,
         idle: Callable[[], None] = lambda: None,
+        gap: float = 0.0,
+        notified: bool = False,
     ) -> None:
-        """Follow the log until `stop`: look every `interval` seconds (or at once when `wake` is set),
-        apply what is new and `publish` a snapshot after each batch (at least every PUBLISH_EVERY_SECONDS);
-        call `idle` after a look that found nothing."""
+        """Follow the log until `stop`: look every `interval` seconds (or at once when `wake` is set), apply
+        what is new and `publish` a snapshot after each batch, at least every PUBLISH_EVERY_SECONDS and at most
+        every `gap`; call `idle` after a look that found nothing. `notified`: entries are announced (`notice`),
+        so the log is probed only every SAFETY_NET_SECONDS, in case an announcement was lost."""
         interval = max(interval, MIN_INTERVAL)
+        last_publish, last_probe, unpublished = 0.0, 0.0, False
         while not stop.is_set():
             try:
-                if self.catch_up(PUBLISH_EVERY_SECONDS):
+                probe = not notified or time.monotonic() - last_probe >= SAFETY_NET_SECONDS
+                last_probe = time.monotonic() if probe else last_probe
+                unpublished |= self.catch_up(PUBLISH_EVERY_SECONDS, probe) > 0
+                if unpublished:
+                    wait = gap - (time.monotonic() - last_publish)
+                    if wait > 0:
+                        wake.wait(wait)  # a burst: what arrives meanwhile goes into the same snapshot
+                        wake.clear()
+                        continue
                     publish(self.snapshot())
+                    last_publish, unpublished = time.monotonic(), False
                     continue  # look again at once: a backlog, or a burst of trains
                 idle()
-            except StorageError as error:
-                logger.warning("cannot follow the log, storage unavailable: %s", error)
+            except (StorageError, DatabaseError) as error:
+                logger.warning("cannot follow the log: %s", error)
             except Exception:
                 logger.exception("learner step failed")  # keep following: the next look may succeed
             wake.wait(interval)
@@ -238,81 +290,132 @@ class LogLearner:
     # --- applying entries ---
 
     def _apply(self, number: int, entry: Entry | None) -> None:
-        """Apply entry `number`: score it, count it, step the models, advance the version.
+        """Apply entry `number`: record what it says in the database (unless the database has it already:
+        a replay after a crash), then step the models, and advance the version.
 
         A damaged entry (None) is a no-op that still counts, so every process numbers alike.
         """
+        record = number > self.db_version
         digit = None
         if entry is not None and entry.kind in DRAWING_KINDS:
-            self.label_counts[entry.label] += 1
-            self.drawings[number] = (entry.kind, entry.label)
-            self.recent.append(
-                {"sample_id": f"{number:010d}", "label": entry.label, "kind": entry.kind, "created": entry.created}
-            )
             digit = self._load_digit(entry)
-            if digit is not None:
-                self.scores.append(self._score(number, entry, digit))
+            if record:
+                self._record_drawing(number, self._row(number, entry, digit))
         elif entry is not None and entry.kind in ("exclude", "restore"):
-            self._change_exclusions(number, entry)
+            self._change_exclusions(number, entry, record)
+        elif record:
+            self._record(number, lambda tx: None)
         self._advance(self.learner, number, entry, digit)
         self.version = number
         self.applied += 1
         if number % self.config.checkpoint_every == 0:
             self._schedule_checkpoint()
 
-    def _score(self, number: int, entry: Entry, digit: np.ndarray) -> Score:
-        """What each model said of drawing `number` before the step that learns from it."""
-        probs = self._probabilities(digit)
-        return Score(
-            number,
-            entry.label,
-            {name: int(p.argmax()) for name, p in probs.items()},
-            {name: float(p[entry.label]) for name, p in probs.items()},
-            entry.kind,
-            entry.source,
-            entry.created,
-        )
+    def _record(self, number: int, change: Callable) -> None:
+        """One transaction: `change(tx)`, the figures and the version the database reaches. If another learner
+        on the same database (two `all` processes on one store) recorded entry `number` already, take its
+        figures instead: both derive the same facts from the same log."""
+        with self.db.transaction() as tx:
+            recorded = tx.lock_facts()
+            if recorded >= number:
+                self.figures = Figures.from_json(tx.meta_value("figures"), tx.history())
+                self.db_version = recorded
+                return
+            change(tx)
+            tx.set_meta("figures", self.figures.to_json())
+            tx.set_meta("version", number)
+        self.db_version = number
+
+    def _record_drawing(self, number: int, row: dict) -> None:
+        def change(tx) -> None:
+            tx.insert_drawing(row)
+            self.figures.count(row, 1)
+            if row["kind"] == "train" and row["scored"] and self.figures.wants_point(number):
+                save_point(tx, self.figures, number, tx.learned_before(number, scores.RECENT))
+
+        self._record(number, change)
+
+    def _row(self, number: int, entry: Entry, digit: np.ndarray | None) -> dict:
+        """Drawing `number`'s facts, with what each model said of it before the step that learns from it."""
+        row = {"number": number, "kind": entry.kind, "label": entry.label, "source": entry.source,
+               "created": entry.created, "excluded": False, "unlearned": False, "scored": digit is not None,
+               "predicted": {}, "probability": {}}  # fmt: skip
+        if digit is not None:
+            probs = self._probabilities(digit)
+            row["predicted"] = {name: int(probs[name].argmax()) for name in NAMES}
+            row["probability"] = {name: float(probs[name][entry.label]) for name in NAMES}
+        return row
 
     def _probabilities(self, digit: np.ndarray) -> dict[str, np.ndarray]:
         batch = digit[None]
         cnn_original, cnn_retrained = self._cnns(batch)
-        probs = {
+        return {
             "fnn.original": self.original["fnn"].predict_proba(batch)[0],
             "cnn.original": cnn_original[0],
             "fnn.retrained": self.learner.fnn.predict_proba(batch)[0],
             "cnn.retrained": cnn_retrained[0],
         }
-        return probs
 
-    def _change_exclusions(self, number: int, entry: Entry) -> None:
-        """Apply exclude (restore) entry `number`: its drawings leave (rejoin) the counts and the accuracy
-        figures; if any was learned from, the models are rebuilt as if the log had never held (always held)
-        them: from the newest checkpoint before the earliest one, replaying the rest, re-scoring as it goes."""
-        changed = exclusion_changes(self.excluded, number, entry, self.drawings)
-        sign = 1 if entry.kind == "restore" else -1
-        for n in changed:
-            self.label_counts[self.drawings[n][1]] += sign
+    def _change_exclusions(self, number: int, entry: Entry, record: bool) -> None:
+        """Apply exclude (restore) entry `number`: its drawings leave (rejoin) the counts, figures and queue at
+        once. Those at most EXACT_WINDOW entries back also leave (rejoin) the models, which are rebuilt as if
+        the log had never held (always held) them: from the newest checkpoint before the earliest one,
+        replaying the rest, re-scoring as it goes."""
+        rows = self.db.drawings(sorted({n for n in entry.samples or [] if n < number}))
+        changed = exclusion_changes(self.excluded, number, entry, rows)
+        restoring = entry.kind == "restore"
+        exact = [n for n in changed if number - n <= EXACT_WINDOW and (n in self.unlearned) == restoring]
         self.excluded.symmetric_difference_update(changed)
-        trained = [n for n in changed if self.drawings[n][0] == "train"]
-        if trained:
-            self._rebuild(min(trained), number - 1)
+        self.unlearned.symmetric_difference_update(exact)
+        trained = [n for n in exact if rows[n]["kind"] == "train"]
+        rescored = self._rebuild(min(trained), number - 1) if trained else {}
+        if not record or not changed:
+            if record:
+                self._record(number, lambda tx: None)
+            return
 
-    def _rebuild(self, first: int, last: int) -> None:
-        """Redo entries first..last under the current exclusions (scores from `first` on are made anew)."""
-        restored = self._load_checkpoint(self.learner, max_version=first - 1)
+        def change(tx) -> None:
+            for n in changed:
+                row = rows[n]
+                tx.set_flags(row, n in self.excluded, n in self.unlearned)
+                self.figures.count(row, -1 if n in self.excluded else 1)
+            before = tx.drawings(sorted(rescored))
+            for n, row in rescored.items():
+                if row["kind"] == "train" and row["scored"] and n not in self.excluded:
+                    self.figures.count(before[n], -1)
+                    self.figures.count(row, 1)
+                tx.set_scores(n, row)
+            self._redraw_history(tx, min(changed), number - 1 if rescored else max(changed))
+
+        self._record(number, change)
+
+    def _redraw_history(self, tx, first: int, last: int) -> None:
+        """Recompute the history points whose window may hold a drawing from `first` to `last`."""
+        for i, old in enumerate(self.figures.history):
+            if old["model_version"] < first:
+                continue
+            window = tx.learned_before(old["model_version"], scores.RECENT)
+            self.figures.history[i] = point(old["model_version"], window)
+            tx.save_point(self.figures.history[i])
+            if len(window) == scores.RECENT and window[-1]["number"] > last:
+                break
+
+    def _rebuild(self, first: int, last: int) -> dict[int, dict]:
+        """Redo entries first..last under the current exclusions; the drawings from `first` on, re-scored."""
+        restored = self._load_checkpoint(self.learner, max_version=first - 1, same_unlearned=True)
         if restored is None:
             self.learner.take_models(self.original)
             self.learner.memory.clear()
         start = 0 if restored is None else restored[0]
-        scores = [s for s in self.scores if s.version <= start]
+        rescored = {}
         for number in range(start + 1, last + 1):
             entry, digit = self.journal.read(number), None
             if entry is not None and entry.kind in DRAWING_KINDS:
                 digit = self._load_digit(entry)
-                if digit is not None:
-                    scores.append(self._score(number, entry, digit))
+                if digit is not None and number >= first:
+                    rescored[number] = self._row(number, entry, digit)
             self._advance(self.learner, number, entry, digit)
-        self.scores = scores
+        return rescored
 
     def _load_digit(self, entry: Entry) -> np.ndarray | None:
         return stored_digit(self.journal.drawing(entry))
@@ -326,7 +429,7 @@ class LogLearner:
         elif entry.kind == "rollback":
             if entry.target is not None and 0 <= entry.target < number:
                 self._rewind(learner, entry.target)
-        elif entry.kind == "train" and number not in self.excluded:
+        elif entry.kind == "train" and number not in self.unlearned:
             digit = digit if digit is not None else self._load_digit(entry)
             if digit is not None:
                 learner.learn(number, digit, entry.label)
@@ -334,7 +437,7 @@ class LogLearner:
     def _rewind(self, learner: Learner, target: int) -> None:
         """Make `learner` what entries 1..target made it: the newest checkpoint up to `target`, then replay.
         In place and from scratch each time, so a retry after a storage error lands on the same state."""
-        restored = self._load_checkpoint(learner, max_version=target)
+        restored = self._load_checkpoint(learner, max_version=target, same_unlearned=True)
         if restored is None:
             learner.take_models(self.original)
             learner.memory.clear()
@@ -345,18 +448,33 @@ class LogLearner:
     # --- snapshots ---
 
     def snapshot(self) -> Snapshot:
-        """What servers need to answer as this learner would: the retrained models' weights and the stats."""
+        """What servers need to answer as this learner would: the retrained models' weights and a few figures
+        of a fixed size (the last ones made, if the database does not answer)."""
         with self._lock:
+            try:
+                stats = self.figures.summary(self.db.learned_before(self.db_version, scores.RECENT))
+                recent = [
+                    {
+                        "sample_id": f"{r['number']:010d}",
+                        "label": r["label"],
+                        "kind": r["kind"],
+                        "created": r["created"],
+                    }
+                    for r in self.db.recent(RECENT_SAMPLES)
+                ]
+                self._published = (stats, recent)
+            except DatabaseError as error:
+                logger.warning("snapshot with the last figures: %s", error)
+            stats, recent = self._published
             return Snapshot(
                 version=self.version,
                 originals=self.originals,
                 fnn=FNN(self.learner.fnn.config, {k: v.copy() for k, v in self.learner.fnn.params.items()}),
                 cnn=NumpyCNN(self.learner.cnn.model.get_weights()),
-                stats=summary(self.scores, self.label_counts, self.excluded),
-                recent=[s for s in reversed(self.recent) if int(s["sample_id"]) not in self.excluded],
+                stats=stats,
+                recent=recent,
                 published_at=time.time(),
                 learner={"applied": self.applied, "booted_at": self.booted_at, "checked_at": self.checked_at},
-                review=review_queue(self.scores, self.excluded),
             )
 
     # --- checkpoints ---
@@ -370,11 +488,8 @@ class LogLearner:
         state = {
             "version": version,
             "fingerprint": self.fingerprint,
-            "label_counts": list(self.label_counts),
-            "scores": [asdict(s) for s in self.scores],
-            "recent": list(self.recent),
-            "drawings": [[n, kind, label] for n, (kind, label) in self.drawings.items()],
             "excluded": sorted(self.excluded),
+            "unlearned": sorted(self.unlearned),
         }
 
         def write() -> None:
@@ -395,23 +510,29 @@ class LogLearner:
         """Wait for checkpoint writes in flight (tests and shutdown)."""
         self._checkpointer.submit(lambda: None).result()
 
-    def _load_checkpoint(self, learner: Learner, max_version: int | None = None) -> tuple[int, dict] | None:
+    def close(self) -> None:
+        self.flush_checkpoints()
+        self._checkpointer.shutdown()
+
+    def _load_checkpoint(
+        self, learner: Learner, max_version: int | None = None, same_unlearned: bool = False
+    ) -> tuple[int, dict] | None:
         """Load the newest readable checkpoint made from these originals (at most `max_version`) into
         `learner`; (its version, its state), or None with `learner` untouched. Damaged or foreign ones are skipped.
 
-        With `max_version` (a rebuild or a rollback under the current exclusions), a checkpoint counts only if
-        the drawings it left out are exactly the ones now excluded among its entries: a checkpoint taken
-        before a later exclusion of one of its drawings reflects that drawing, and is passed over."""
+        With `same_unlearned` (a rebuild or a rollback under the current exclusions), a checkpoint counts only if
+        the drawings it left out of the models are exactly the ones left out now among its entries: a checkpoint
+        taken before a later exclusion of one of its drawings reflects that drawing, and is passed over."""
         for number in self.journal.checkpoints():
             if max_version is not None and number > max_version:
                 continue
             try:
                 files = self.journal.read_checkpoint(number)
                 state = json.loads(files["state.json"])
-                same_exclusions = max_version is None or set(state.get("excluded", [])) == {
-                    n for n in self.excluded if n <= number
-                }
-                if state["fingerprint"] == self.fingerprint and state["version"] == number and same_exclusions:
+                # Before exclusions had a window, every excluded drawing was unlearned.
+                theirs = set(state.get("unlearned", state.get("excluded", [])))
+                same = not same_unlearned or theirs == {n for n in self.unlearned if n <= number}
+                if state["fingerprint"] == self.fingerprint and state["version"] == number and same:
                     learner.load(files)
                     return number, state
             except DAMAGED as error:
@@ -419,23 +540,44 @@ class LogLearner:
         return None
 
     def _restore(self) -> None:
-        """Start from the newest usable checkpoint."""
-        restored = self._load_checkpoint(self.learner)
+        """Start from what the database has recorded and the newest usable checkpoint at or before it; the
+        entries between them are replayed without recording them again. A database of another store or of other
+        originals starts afresh, and an empty one takes the facts of a checkpoint written before the database
+        existed (an upgrade), else it is filled by replaying the log from the start."""
+        meta = self.db.meta()
+        store = self.journal.store_id()
+        if meta and (meta.get("fingerprint") != self.fingerprint or meta.get("store") != store):
+            logger.warning("the database holds another store's or other originals' facts: starting it afresh")
+            self.db.clear()
+            meta = {}
+        if not meta:
+            with self.db.transaction() as tx:
+                tx.set_meta("fingerprint", self.fingerprint)
+                tx.set_meta("store", store)
+                tx.set_meta("version", 0)
+            upgrade.import_checkpoint(self)
+            meta = self.db.meta()
+        self.db_version = meta.get("version", 0)
+        self.figures = Figures.from_json(meta.get("figures"), self.db.history())
+        restored = self._load_checkpoint(self.learner, max_version=self.db_version)
         if restored is None:
-            return
-        number, state = restored
+            self.learner.take_models(self.original)
+            self.learner.memory.clear()
+        number, state = restored or (0, {})
         self.version = number
-        self.label_counts = state["label_counts"]
-        self.scores = [Score(**s) for s in state["scores"]]
         self.excluded = set(state.get("excluded", []))
-        self.drawings = {n: (kind, label) for n, kind, label in state.get("drawings", [])}
-        if "drawings" not in state:  # a checkpoint from before exclusions: read what it counted from the log
-            for n in range(1, number + 1):
-                entry = self.journal.read(n)
-                if entry is not None and entry.kind in DRAWING_KINDS:
-                    self.drawings[n] = (entry.kind, entry.label)
-        self.recent.extend(state.get("recent", []))
-        logger.info("restored checkpoint %d", number)
+        self.unlearned = set(state.get("unlearned", self.excluded))
+        self.handed = {n: e for n, e in self.handed.items() if n > number}
+        self.stale = False
+        if number:
+            logger.info("restored checkpoint %d (the database has recorded %d entries)", number, self.db_version)
+
+
+def save_point(tx, figures: Figures, number: int, window: list[dict]) -> None:
+    """Add the history point after entry `number` to the figures and the database (thinning both when full)."""
+    if figures.add_point(number, window):
+        tx.thin_history(figures.stride)
+    tx.save_point(figures.history[-1])
 
 
 class InProcessLearner:
@@ -443,11 +585,16 @@ class InProcessLearner:
     server in memory. Woken at once by the server's own appends; looks for other processes' entries
     every `sync_interval`."""
 
-    def __init__(self, config: Config, journal: Journal, server: Server):
-        self.learner = LogLearner.open(config, journal)
+    def __init__(self, config: Config, journal: Journal, db: Database, server: Server):
+        self.learner = LogLearner.open(config, journal, db)
         server.take(self.learner.snapshot())
         self._stop, self._wake = threading.Event(), threading.Event()
-        server.on_append = self._wake.set
+
+        def appended(number: int, entry: Entry) -> None:
+            self.learner.notice(number, entry)
+            self._wake.set()
+
+        server.on_append = appended
         self._thread = threading.Thread(
             target=self.learner.run,
             args=(server.take, self._wake, self._stop, config.sync_interval),
@@ -464,7 +611,8 @@ class InProcessLearner:
         self._stop.set()
         self._wake.set()
         self._thread.join()
-        self.learner.flush_checkpoints()
+        self.learner.close()
+        self.learner.db.close()
 
 
 def main() -> None:
@@ -472,28 +620,47 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = Config.from_env()
     storage = open_storage(config.storage_url, config.s3_endpoint_url)
-    learner = LogLearner.open(config, Journal(storage))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # Heroku stops a dyno with SIGTERM
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    db = Database(config.database)
+    learner = LogLearner.open(config, Journal(storage), db)
+    stop, wake = threading.Event(), threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):  # Heroku stops a dyno with SIGTERM
+        signal.signal(number, lambda *_: (stop.set(), wake.set()))
     last_write = 0.0
 
     def publish(snapshot: Snapshot) -> None:
         nonlocal last_write
-        publish_snapshot(storage, snapshot)
+        publish_snapshot(storage, db, snapshot)
         last_write = time.monotonic()
 
     def heartbeat() -> None:
         # Servers tell a quiet learner from a dead one by the age of its last look at the log.
         nonlocal last_write
         if time.monotonic() - last_write >= HEARTBEAT_SECONDS:
-            write_pointer(storage, learner.version, learner.originals, learner.checked_at)
+            write_pointer(db, learner.version, learner.originals, learner.checked_at)
             last_write = time.monotonic()
 
+    def heard(channel: str | None, payload: dict) -> None:
+        # A server appended an entry (with the entry itself when it fits a notification), or the listener
+        # (re)connected and may have missed some: look now.
+        if channel == LOG_CHANNEL and isinstance(payload.get("number"), int):
+            learner.notice(payload["number"], entry_of(payload.get("entry")))
+        wake.set()
+
+    notified = db.listen((LOG_CHANNEL,), heard)
     publish(learner.snapshot())
-    logger.info("learner at version %d (%s)", learner.version, config.storage_url)
-    learner.run(publish, threading.Event(), stop, config.learn_interval, idle=heartbeat)
-    learner.flush_checkpoints()
+    logger.info("learner at version %d (%s, %r)", learner.version, config.storage_url, db)
+    interval = SAFETY_NET_SECONDS if notified else config.learn_interval
+    learner.run(publish, wake, stop, interval, idle=heartbeat, gap=PUBLISH_GAP_SECONDS, notified=notified)
+    learner.close()
+    db.close()
+
+
+def entry_of(data: object) -> Entry | None:
+    """The entry a notification carries, or None (absent or not one: then it is read from storage)."""
+    try:
+        return Entry.from_bytes(json.dumps(data).encode()) if isinstance(data, dict) else None
+    except ValueError:
+        return None
 
 
 if __name__ == "__main__":

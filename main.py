@@ -11,6 +11,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, render_templ
 from werkzeug.exceptions import HTTPException
 
 from config import Config
+from database import Database, DatabaseError
 from dataset import export_zip
 from functions import (
     CANT_RECOGNIZE,
@@ -44,6 +45,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(routes)
     app.register_error_handler(InputError, lambda e: error_response(e.code, e.message, e.status))
     app.register_error_handler(StorageError, storage_unavailable)
+    app.register_error_handler(DatabaseError, database_unavailable)
     app.register_error_handler(HTTPException, http_error)
     return app
 
@@ -53,13 +55,14 @@ def open_service(config: Config) -> tuple[Server, object | None]:
     if config.role == "learn":
         raise ValueError("ROLE=learn is the learner process: run `python learner.py`, not the web app")
     journal = Journal(open_storage(config.storage_url, config.s3_endpoint_url))
-    server = Server(config, journal, config.models_dir)
+    server = Server(config, journal, Database(config.database), config.models_dir)
     if config.role == "serve":
         server.follow_storage()
         return server, None
     from learner import InProcessLearner
 
-    return server, InProcessLearner(config, journal, server)
+    # The learner has its own connections: its transactions never wait behind a request's.
+    return server, InProcessLearner(config, journal, Database(config.database), server)
 
 
 def close_service(app: Flask) -> None:
@@ -81,6 +84,13 @@ def storage_unavailable(error: StorageError) -> tuple[Response, int]:
     current_app.logger.error("storage unavailable: %s", error)
     return error_response(
         "storage_unavailable", "The drawing store is unavailable; nothing was saved. Try again shortly.", 503
+    )
+
+
+def database_unavailable(error: DatabaseError) -> tuple[Response, int]:
+    current_app.logger.error("database unavailable: %s", error)
+    return error_response(
+        "database_unavailable", "The database is unavailable; nothing was saved. Try again shortly.", 503
     )
 
 

@@ -1,12 +1,11 @@
-"""Progressive validation: every labelled drawing scored by all four models before they learn from it,
-and the figures the models page shows from those scores. Pure: lists in, dicts out; no TensorFlow."""
+"""Progressive validation: every labelled drawing scored by all four models before they learn from it, and the
+figures the models page shows from those scores. The figures have a fixed size and change by one drawing at a
+time (`Figures.add`), never recomputed from every score; the scores themselves live in the database."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass, field
-
-import numpy as np
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 
 from functions import MODELS, VARIANTS
 
@@ -25,37 +24,96 @@ class Score:
     version: int
     label: int
     predicted: dict[str, int]  # "fnn.original" -> digit
-    # The probability each model gave the label: what ranks the review queue (absent in old checkpoints).
-    probability: dict[str, float] = field(default_factory=dict)
+    probability: dict[str, float] = field(default_factory=dict)  # the probability each model gave the label
     kind: str = "train"  # "collect" drawings are scored for the review queue, not counted in accuracy
     source: str = ""
     created: float = 0.0
 
-    @property
-    def disagreeing(self) -> int:
-        """How many of the four models' top digit was not the label."""
-        return sum(self.predicted.get(name) != self.label for name in NAMES)
 
-    def suspicion(self) -> tuple[int, float]:
-        """The review queue's sort key, most suspect first: more models disagreeing with the label, then a
-        lower probability of the label from the original CNN (which never learned from users, so a wrong
-        label that the retrained models already picked up cannot hide from it)."""
-        return -self.disagreeing, self.probability.get("cnn.original", 1.0)
+def hits(row: dict) -> dict[str, int]:
+    """1 for each model whose top digit was the drawing's label."""
+    return {name: int(row["predicted"].get(name) == row["label"]) for name in NAMES}
 
 
-def accuracy_figures(scores: list[Score]) -> dict:
-    """{model: {variant: {prequential, recent, n_scored}}}: accuracy over all scores and the last RECENT."""
-    figures: dict = {m: {} for m in MODELS}
-    for model in MODELS:
-        for variant in VARIANTS:
-            hits = [s.predicted.get(f"{model}.{variant}") == s.label for s in scores]
-            recent = hits[-RECENT:]
-            figures[model][variant] = {
-                "prequential": sum(hits) / len(hits) if hits else None,
-                "recent": sum(recent) / len(recent) if recent else None,
-                "n_scored": len(hits),
+def window_accuracy(rows: Iterable[dict]) -> dict[str, float | None]:
+    """Each model's accuracy over these rows (the latest RECENT learned drawings)."""
+    rows = list(rows)
+    if not rows:
+        return {name: None for name in NAMES}
+    return {name: sum(hits(row)[name] for row in rows) / len(rows) for name in NAMES}
+
+
+@dataclass
+class Figures:
+    """What the learner knows in aggregate, a few KB whatever the log's length: drawings per label (not
+    excluded), hits per model over the learned drawings (train, scored, not excluded), and the history of the
+    recent accuracy at versions a multiple of `stride` (which doubles whenever the history fills up)."""
+
+    label_counts: list[int] = field(default_factory=lambda: [0] * 10)
+    hits: dict[str, int] = field(default_factory=lambda: dict.fromkeys(NAMES, 0))
+    learned: int = 0
+    history: list[dict] = field(default_factory=list)
+    stride: int = 1
+
+    @classmethod
+    def from_json(cls, value: dict | None, history: list[dict]) -> Figures:
+        """From the database: the meta value `to_json` wrote and the history table's points."""
+        return cls(**value, history=history) if value else cls(history=history)
+
+    def to_json(self) -> dict:
+        """All but the history, which is stored a point at a time."""
+        return {k: v for k, v in asdict(self).items() if k != "history"}
+
+    def count(self, row: dict, sign: int) -> None:
+        """A drawing joins (+1) or leaves (-1) the counts and, if learned and scored, the accuracy."""
+        self.label_counts[row["label"]] += sign
+        if row["kind"] == "train" and row["scored"]:
+            self.learned += sign
+            for name, hit in hits(row).items():
+                self.hits[name] += sign * hit
+
+    def wants_point(self, number: int) -> bool:
+        return number % self.stride == 0
+
+    def add_point(self, number: int, window: list[dict]) -> bool:
+        """The recent accuracy after entry `number`; every other point goes when the history is full (True)."""
+        self.history.append(point(number, window))
+        if len(self.history) <= 2 * HISTORY_POINTS:
+            return False
+        self.stride *= 2
+        self.history = [p for p in self.history if p["model_version"] % self.stride == 0]
+        return True
+
+    def summary(self, window: list[dict]) -> dict:
+        """What the learner publishes for /api/stats and /healthz: counts, accuracy, degraded flags, history.
+        `window`: the latest RECENT learned drawings."""
+        recent = window_accuracy(window)
+        accuracy = {
+            m: {
+                v: {
+                    "prequential": self.hits[f"{m}.{v}"] / self.learned if self.learned else None,
+                    "recent": recent[f"{m}.{v}"],
+                    "n_scored": self.learned,
+                }
+                for v in VARIANTS
             }
-    return figures
+            for m in MODELS
+        }
+        step = max(1, -(-len(self.history) // HISTORY_POINTS))  # at most HISTORY_POINTS, the latest always in
+        return {
+            "samples": {
+                "total": sum(self.label_counts),
+                "per_label": {str(d): c for d, c in enumerate(self.label_counts)},
+            },
+            "accuracy": accuracy,
+            "degraded": degraded_models(accuracy),
+            "history": self.history[::-1][::step][::-1],
+        }
+
+
+def point(number: int, window: list[dict]) -> dict:
+    accuracy = window_accuracy(window)
+    return {"model_version": number, **{n: None if a is None else round(a, 4) for n, a in accuracy.items()}}
 
 
 def degraded_models(accuracy: dict) -> list[str]:
@@ -69,53 +127,16 @@ def degraded_models(accuracy: dict) -> list[str]:
     return flagged
 
 
-def windowed_history(scores: list[Score], window: int = RECENT, points: int = HISTORY_POINTS) -> list[dict]:
-    """Each model's accuracy over the `window` drawings before each version, at most `points` versions."""
-    if not scores:
-        return []
-    hits = np.array([[s.predicted.get(n) == s.label for n in NAMES] for s in scores], dtype=float)
-    cumulative = np.vstack([np.zeros(len(NAMES)), np.cumsum(hits, axis=0)])
-    picks = np.unique(np.linspace(0, len(scores) - 1, min(points, len(scores))).round().astype(int))
-    history = []
-    for i in picks:
-        start = max(0, i + 1 - window)
-        accuracy = (cumulative[i + 1] - cumulative[start]) / (i + 1 - start)
-        history.append(
-            {
-                "model_version": scores[i].version,
-                **{n: round(float(a), 4) for n, a in zip(NAMES, accuracy, strict=True)},
-            }
-        )
-    return history
-
-
-def review_queue(scores: list[Score], excluded: Collection[int]) -> list[dict]:
-    """Every scored drawing, most likely mislabelled first (see `Score.suspicion`), as the review API lists it."""
-    return [
-        {
-            "sample_id": f"{s.version:010d}",
-            "label": s.label,
-            "kind": s.kind,
-            "source": s.source,
-            "created": s.created,
-            "excluded": s.version in excluded,
-            "disagreeing": s.disagreeing,
-            "predicted": s.predicted,
-            "probability": {name: round(p, 4) for name, p in s.probability.items()},
-        }
-        for s in sorted(scores, key=Score.suspicion)
-    ]
-
-
-def summary(scores: list[Score], label_counts: list[int], excluded: Collection[int] = ()) -> dict:
-    """What the learner publishes for /api/stats and /healthz: counts, accuracy, degraded flags, history.
-    Accuracy counts only the train entries that are not excluded."""
-    learned = [s for s in scores if s.kind == "train" and s.version not in excluded]
-    accuracy = accuracy_figures(learned)
+def review_item(row: dict) -> dict:
+    """A database row as the review API lists it."""
     return {
-        "samples": {"total": sum(label_counts), "per_label": {str(d): c for d, c in enumerate(label_counts)}},
-        "accuracy": accuracy,
-        "degraded": degraded_models(accuracy),
-        "history": windowed_history(learned),
-        "excluded": sorted(excluded),
+        "sample_id": f"{row['number']:010d}",
+        "label": row["label"],
+        "kind": row["kind"],
+        "source": row["source"],
+        "created": row["created"],
+        "excluded": row["excluded"],
+        "disagreeing": sum(row["predicted"].get(name) != row["label"] for name in NAMES),
+        "predicted": row["predicted"],
+        "probability": {name: round(p, 4) for name, p in row["probability"].items()},
     }

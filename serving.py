@@ -5,11 +5,13 @@ A server writes log entries (create-only, so many servers share one log) and nev
 (learner.py) does, and publishes snapshots. In the `serve` role a background thread follows the snapshots the
 learner writes to storage; in the `all` role the learner runs in the same process and hands them over in memory.
 
-Snapshots in storage: `snapshots/latest.npz` (the whole snapshot, replaced atomically by each publish) and
-`snapshots/latest.json` (a small pointer: version, originals, when the learner last looked at the log), written
-after it. Servers poll the pointer and fetch the snapshot only when it changed. One snapshot is kept: versions
-only grow, a reader never needs an older one, and a whole-object write means a reader sees a whole old or a
-whole new one, never a torn one (the version inside the .npz is what counts, not the pointer's).
+Snapshots in storage: `snapshots/latest.npz` (the retrained weights and a few figures of a fixed size, replaced
+atomically by each publish); then a small pointer (version, originals, when the learner last looked at the log) in
+the database's meta table. With PostgreSQL the learner also NOTIFYs every server, which fetches the snapshot at
+once; on SQLite (one machine) servers read the pointer every SYNC_INTERVAL, which costs nothing. One snapshot is
+kept: versions only grow, a reader never needs an older one, and a whole-object write means a reader sees a whole
+old or a whole new one, never a torn one (the version inside the .npz is what counts, not the pointer's).
+The review queue and the facts of each drawing are queried from the database (database.py).
 """
 
 from __future__ import annotations
@@ -22,25 +24,30 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 import undo
 from config import Config
+from database import LOG_CHANNEL, SNAPSHOT_CHANNEL, Database, DatabaseError
 from digitness import Detector
 from functions import MODELS, VARIANTS, InputError, select_answer, to_pixels, top_k
 from journal import DRAWING_KINDS, MAX_SAMPLES_PER_ENTRY, Entry, Journal
 from numpy_cnn import NumpyCNN
-from scores import summary
+from scores import HISTORY_POINTS, NAMES, Figures, review_item
 from storage import Storage, StorageError
 from two_layer_net import FNN, FNNConfig
 
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_KEY = "snapshots/latest.npz"
-POINTER_KEY = "snapshots/latest.json"
+POINTER = "pointer"  # the database's meta key that announces the latest snapshot
+# With notifications, a process still looks this often, in case one was lost (an idle fleet costs nothing).
+SAFETY_NET_SECONDS = 45.0
+# An appended entry rides on its notification when it is this small (PostgreSQL's limit is 8,000 bytes).
+NOTIFY_ENTRY_BYTES = 7000
 # A learner that has not looked at the log for this long is reported as stalled (it looks every
 # LEARN_INTERVAL and says so at least every learner.HEARTBEAT_SECONDS, even with nothing to learn).
 STALLED_AFTER_SECONDS = 30.0
@@ -78,24 +85,29 @@ class Snapshot:
     originals: str
     fnn: FNN
     cnn: NumpyCNN
-    stats: dict  # scores.summary: counts, prequential accuracy, degraded flags, history
-    recent: list[dict]  # the latest labelled drawings, newest first
+    stats: dict  # scores.Figures.summary: counts, prequential accuracy, degraded flags, history (fixed size)
+    recent: list[dict]  # the latest labelled drawings, newest first (learner.RECENT_SAMPLES of them)
     published_at: float
     learner: dict  # {"applied", "booted_at", "checked_at"} of the learner that made it
-    review: list[dict] = field(default_factory=list)  # scores.review_queue: every scored drawing, most suspect first
 
     @classmethod
     def initial(cls, fnn: FNN, cnn: NumpyCNN, originals: str) -> Snapshot:
         """Version 0: the retrained models are the originals, and nothing is learned yet."""
-        return cls(0, originals, fnn, cnn, summary([], [0] * 10), [], 0.0, {})
+        return cls(0, originals, fnn, cnn, Figures().summary([]), [], 0.0, {})
 
     def to_bytes(self) -> bytes:
+        """An .npz of a fixed size: the weights, the history as a (HISTORY_POINTS, 5) array padded with NaN, and
+        the rest of the figures as UTF-8 JSON (a few KB: counts, accuracy, the recent drawings)."""
         meta = {k: v for k, v in asdict(self).items() if k not in ("fnn", "cnn")}
         meta["fnn_config"] = asdict(self.fnn.config)
+        meta["stats"] = {k: v for k, v in self.stats.items() if k != "history"}
+        history = np.full((HISTORY_POINTS, 1 + len(NAMES)), np.nan)
+        for row, point in zip(history, self.stats["history"][-HISTORY_POINTS:], strict=False):
+            row[:] = [point["model_version"], *(np.nan if point[n] is None else point[n] for n in NAMES)]
         arrays = {f"fnn_{k}": v for k, v in self.fnn.params.items()}
         arrays |= {f"cnn_{i}": w for i, w in enumerate(self.cnn.weights)}
         buffer = io.BytesIO()
-        np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
+        np.savez(buffer, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), history=history, **arrays)
         return buffer.getvalue()
 
     @classmethod
@@ -103,31 +115,35 @@ class Snapshot:
         """ValueError if `data` is not a whole snapshot."""
         try:
             with np.load(io.BytesIO(data)) as arrays:
-                meta = json.loads(str(arrays["meta"]))
+                meta = json.loads(arrays["meta"].tobytes().decode())
+                meta["stats"]["history"] = [
+                    {
+                        "model_version": int(row[0]),
+                        **{n: None if np.isnan(a) else float(a) for n, a in zip(NAMES, row[1:], strict=True)},
+                    }
+                    for row in arrays["history"]
+                    if not np.isnan(row[0])
+                ]
                 fnn = FNN(FNNConfig(**meta.pop("fnn_config")), {k: arrays[f"fnn_{k}"] for k in FNN.PARAMS})
                 cnn = NumpyCNN([arrays[f"cnn_{i}"] for i in range(NumpyCNN.N_WEIGHTS)])
             return cls(fnn=fnn, cnn=cnn, **meta)
-        except (OSError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        except (OSError, KeyError, TypeError, ValueError, EOFError, zipfile.BadZipFile) as error:
             raise ValueError(f"not a whole snapshot: {error}") from None
 
 
-def write_pointer(storage: Storage, version: int, originals: str, checked_at: float) -> None:
+def write_pointer(db: Database, version: int, originals: str, checked_at: float) -> None:
+    """Announce the latest snapshot (or only that the learner is alive): a database write and, on PostgreSQL,
+    a notification; no storage request."""
     pointer = {"version": version, "originals": originals, "checked_at": checked_at}
-    storage.put(POINTER_KEY, json.dumps(pointer).encode())
+    with db.transaction() as tx:
+        tx.set_meta(POINTER, pointer)
+    db.notify(SNAPSHOT_CHANNEL, pointer)
 
 
-def publish_snapshot(storage: Storage, snapshot: Snapshot) -> None:
+def publish_snapshot(storage: Storage, db: Database, snapshot: Snapshot) -> None:
     """The snapshot first, then the pointer that announces it."""
     storage.put(SNAPSHOT_KEY, snapshot.to_bytes())
-    write_pointer(storage, snapshot.version, snapshot.originals, snapshot.learner.get("checked_at", 0.0))
-
-
-def read_json(storage: Storage, key: str) -> dict | None:
-    try:
-        value = json.loads(storage.get(key))
-    except (KeyError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
+    write_pointer(db, snapshot.version, snapshot.originals, snapshot.learner.get("checked_at", 0.0))
 
 
 class Server:
@@ -138,16 +154,18 @@ class Server:
     snapshot that includes it.
     """
 
-    def __init__(self, config: Config, journal: Journal, models_dir: Path):
+    def __init__(self, config: Config, journal: Journal, db: Database, models_dir: Path):
         self.config = config
         self.journal = journal
+        self.db = db
         files = shipped_files(models_dir)
         self.original = {"fnn": FNN.from_bytes(files[0]), "cnn": NumpyCNN.from_bytes(files[1])}
         self.originals = originals_id(files)
         self.metrics = load_metrics(models_dir)
         self.detector = load_detector(models_dir)
         self.snapshot = Snapshot.initial(self.original["fnn"], self.original["cnn"], self.originals)
-        self.on_append: Callable[[], None] = lambda: None  # the `all` role wakes its learner
+        self.on_append: Callable[[int, Entry], None] = lambda number, entry: None  # the `all` role's learner
+        self.notified = False  # PostgreSQL tells this process of new snapshots and entries
         self._changed = threading.Condition()
         self._head = 0  # the newest log entry this process knows of
         self._head_lock = threading.Lock()
@@ -161,7 +179,8 @@ class Server:
     def follow_storage(self) -> None:
         """The `serve` role: take the newest published snapshot now, then follow the learner's in the background."""
         self.poll_snapshot()
-        self.refresh_head()  # lists the log from the snapshot's version on, not from the start
+        self.refresh_head()  # probes the log from the snapshot's version on, not from the start
+        self.notified = self.db.listen((SNAPSHOT_CHANNEL, LOG_CHANNEL), self._heard)
         self._follower = threading.Thread(target=self._follow, name="snapshot-follower", daemon=True)
         self._follower.start()
 
@@ -170,6 +189,7 @@ class Server:
         self._wake.set()
         if self._follower is not None:
             self._follower.join()
+        self.db.close()
 
     # --- following ---
 
@@ -189,10 +209,22 @@ class Server:
         if checked_at:
             self._learner_seen_at = max(self._learner_seen_at or 0.0, checked_at)
 
+    def _heard(self, channel: str | None, payload: dict) -> None:
+        """A notification: a new snapshot (or a live learner), an appended entry, or a (re)connection."""
+        if channel == LOG_CHANNEL and isinstance(payload.get("number"), int):
+            with self._changed:
+                self._head = max(self._head, payload["number"])
+            return
+        if channel == SNAPSHOT_CHANNEL:
+            self.saw_learner(payload.get("checked_at"))
+            if payload.get("version", 0) <= self.snapshot.version:
+                return
+        self._wake.set()
+
     def poll_snapshot(self) -> None:
-        """Fetch the published snapshot if its pointer changed (one small read when it did not)."""
-        pointer = read_json(self.journal.storage, POINTER_KEY)
-        if pointer is None:
+        """Fetch the published snapshot if its pointer changed (one small database read when it did not)."""
+        pointer = self.db.value(POINTER)
+        if not isinstance(pointer, dict):
             return
         self.saw_learner(pointer.get("checked_at"))
         # Another set of originals (a learner of an earlier deploy, replaced by this one's soon) has nothing to
@@ -207,31 +239,31 @@ class Server:
             logger.warning("skipping a damaged snapshot: %s", error)
 
     def refresh_head(self) -> None:
-        """Learn of entries other processes appended (one cheap listing from the last known one)."""
-        numbers = self.journal.numbers_after(self._head)
-        if numbers:
-            with self._changed:
-                self._head = max(self._head, numbers[-1])
+        """Learn of entries other processes appended (one probe past the last known one)."""
+        head = self.journal.head_from(max(self._head, self.snapshot.version))
+        with self._changed:
+            self._head = max(self._head, head)
 
     def _follow(self) -> None:
-        interval = max(self.config.sync_interval, MIN_INTERVAL)
-        last_listing = 0.0
+        # Notified: look only when told, and every SAFETY_NET_SECONDS. Else poll the pointer (free on SQLite).
+        interval = SAFETY_NET_SECONDS if self.notified else max(self.config.sync_interval, MIN_INTERVAL)
         while not self._stop.is_set():
             try:
                 self.poll_snapshot()
-                if time.monotonic() - last_listing >= interval:
+                if not self.notified:
                     self.refresh_head()
-                    last_listing = time.monotonic()
-            except StorageError as error:
-                logger.warning("cannot follow the learner, storage unavailable: %s", error)
-            self._wake.wait(WAITING_POLL_SECONDS if self._waiting else interval)
+            except (StorageError, DatabaseError) as error:
+                logger.warning("cannot follow the learner: %s", error)
+            fast = self._waiting and not self.notified
+            self._wake.wait(WAITING_POLL_SECONDS if fast else interval)
             self._wake.clear()
 
     def wait_for(self, version: int, timeout: float) -> Snapshot | None:
         """The served snapshot once it includes entry `version`, or None after `timeout` seconds."""
         with self._changed:
             self._waiting += 1
-            self._wake.set()
+            if not self.notified:
+                self._wake.set()  # poll faster while it waits; a notified process is told
             try:
                 if self._changed.wait_for(lambda: self.snapshot.version >= version, timeout):
                     return self.snapshot
@@ -347,22 +379,14 @@ class Server:
     def review(self, label: int | None, source: str | None, excluded: bool, offset: int, limit: int) -> dict:
         """A page of the review queue (drawings most likely mislabelled first), filtered by label and source;
         the excluded drawings instead with `excluded`, to restore them."""
-        snapshot = self.snapshot
-        items = [
-            item
-            for item in snapshot.review
-            if item["excluded"] == excluded
-            and (label is None or item["label"] == label)
-            and (source is None or item["source"] == source)
-        ]
-        sources = sorted({item["source"] for item in snapshot.review})
+        page = self.db.review(label, source, excluded, offset, limit)
         return {
-            "model_version": snapshot.version,
-            "total": len(items),
+            "model_version": self.snapshot.version,
+            "total": page["total"],
             "offset": offset,
             "limit": limit,
-            "sources": sources,
-            "samples": items[offset : offset + limit],
+            "sources": page["sources"],
+            "samples": [review_item(row) for row in page["samples"]],
         }
 
     def drawing(self, sample_id: int) -> bytes:
@@ -424,8 +448,8 @@ class Server:
         return self._change_exclusions("restore", numbers, source)
 
     def _change_exclusions(self, kind: str, numbers: list[int], source: str) -> dict:
-        self.check_drawings(numbers)
-        excluded = set(self.snapshot.stats.get("excluded", []))
+        rows = self.check_drawings(numbers)
+        excluded = {n for n, row in rows.items() if row["excluded"]}
         changed = sorted({n for n in numbers if (n in excluded) == (kind == "restore")})
         unchanged = sorted(set(numbers) - set(changed))
         status, version = "unchanged", self.snapshot.version
@@ -441,13 +465,14 @@ class Server:
             "model_version": version,
         }
 
-    def check_drawings(self, numbers: list[int]) -> None:
-        """InputError unless every number names a drawing in the log (404 for none there, 422 for another kind)."""
+    def check_drawings(self, numbers: list[int]) -> dict[int, dict]:
+        """The database's rows of these drawings; InputError unless every number names a drawing in the log
+        (404 for none there, 422 for another kind). A drawing the learner has not recorded yet has no row."""
         if not 0 < len(numbers) <= MAX_SAMPLES_PER_ENTRY:
             raise InputError("invalid_sample_ids", f"Send from 1 to {MAX_SAMPLES_PER_ENTRY} sample ids.")
-        known = {int(item["sample_id"]) for item in self.snapshot.review}
+        rows = self.db.drawings(sorted(set(numbers)))
         missing, not_drawings = [], []
-        for number in sorted(set(numbers) - known):
+        for number in sorted(set(numbers) - set(rows)):
             entry = self.journal.read(number)
             if entry is None:
                 missing.append(number)
@@ -459,6 +484,7 @@ class Server:
         if not_drawings:
             listed = ", ".join(f"{n:010d}" for n in not_drawings)
             raise InputError("not_a_drawing", f"Entry {listed} is not a drawing; nothing was changed.", 422)
+        return rows
 
     def undo_token(self, number: int) -> str:
         """A capability to take back drawing `number` within undo.UNDO_SECONDS."""
@@ -481,7 +507,9 @@ class Server:
         return number
 
     def append(self, entry: Entry) -> int:
-        """Claim the next log number for `entry` with a create-only write; returns the number."""
+        """Claim the next log number for `entry` with a create-only write; returns the number. DatabaseError
+        (503) with nothing stored if the database does not answer: the learner could not record it."""
+        self.db.check()
         with self._head_lock:
             for _ in range(1000):
                 number = max(self._head, self.snapshot.version) + 1
@@ -492,5 +520,16 @@ class Server:
                 self.refresh_head()  # another writer took it: learn how far the log is, take the next
             else:
                 raise StorageError("could not claim a log entry: the log keeps moving")
-        self.on_append()
+        self.on_append(number, entry)
+        self._announce(number, entry)
         return number
+
+    def _announce(self, number: int, entry: Entry) -> None:
+        """Tell the learner (PostgreSQL) that entry `number` exists, with the entry itself when it is small,
+        so it need not read it back. The entry is durable already: if this fails, the safety net finds it."""
+        data = entry.to_bytes()
+        payload = {"number": number, "entry": json.loads(data) if len(data) <= NOTIFY_ENTRY_BYTES else None}
+        try:
+            self.db.notify(LOG_CHANNEL, payload)
+        except DatabaseError as error:
+            logger.warning("entry %d stored, its notification not sent: %s", number, error)

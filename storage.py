@@ -35,6 +35,9 @@ class Storage(Protocol):
     def get(self, key: str) -> bytes:
         """The bytes at `key`; KeyError if there are none."""
 
+    def exists(self, key: str) -> bool:
+        """Whether something is stored at `key`."""
+
     def list(self, prefix: str, start_after: str = "") -> list[str]:
         """Sorted keys under `prefix` (a folder ending in '/') that sort after `start_after`."""
 
@@ -112,6 +115,12 @@ class LocalStorage:
             return self._path(key).read_bytes()
         except FileNotFoundError:
             raise KeyError(key) from None
+        except OSError as error:
+            raise StorageError(f"cannot read {key}: {error.strerror}") from None
+
+    def exists(self, key: str) -> bool:
+        try:
+            return self._path(key).exists()
         except OSError as error:
             raise StorageError(f"cannot read {key}: {error.strerror}") from None
 
@@ -200,6 +209,15 @@ class S3Storage:
             if error_code(error) not in ("PreconditionFailed", "412"):
                 raise self._failed("create", key, error) from None
         return self._holds(key, data)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._call("read", key, self._client.head_object, Key=self._key(key))
+            return True
+        except ClientError as error:
+            if error_code(error) in ("404", "NoSuchKey"):
+                return False
+            raise self._failed("read", key, error) from None
 
     def _holds(self, key: str, data: bytes) -> bool:
         """True if the object at `key` has exactly `data` (by its ETag, the MD5 of a single-part upload)."""

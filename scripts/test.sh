@@ -20,6 +20,10 @@ if ! command -v /usr/bin/redis-server >/dev/null; then
   apt_install /usr/bin/redis-server redis-server
   as_root service redis-server stop >/dev/null 2>&1 || true # the package may start one on 6379; tests need none
 fi
+if [ ! -e /usr/lib/postgresql ]; then # the database tests initdb and start their own server on a free port
+  apt_install /usr/lib/postgresql postgresql
+  as_root service postgresql stop >/dev/null 2>&1 || true # the package may start a cluster on 5432; tests need none
+fi
 apt_install npm nodejs npm
 # The fonts nondigits.py draws letters with: DejaVu to train the "not a digit" detector, Liberation to test it.
 apt_install /usr/share/fonts/truetype/dejavu fonts-dejavu-core

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,58 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import database  # noqa: E402
 import main  # noqa: E402
 from config import Config  # noqa: E402
 from main import create_app  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
+
+
+# Modules whose every test runs twice: on the embedded SQLite and on a real PostgreSQL that the suite starts (the
+# create-only log, S3 and its outages, fleet convergence, kills, exclusions, undo and review). The rest: SQLite.
+BOTH_DATABASES = {
+    "test_api",
+    "test_database",
+    "test_deploy",
+    "test_reliability",
+    "test_review",
+    "test_roles",
+    "test_s3",
+}
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames and metafunc.module.__name__.rsplit(".", 1)[-1] in BOTH_DATABASES:
+        metafunc.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """Debian's PostgreSQL on a free loopback port (as an unprivileged user when we are root), for the session."""
+    from pgserver import PostgresServer
+
+    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.kill()
+
+
+@pytest.fixture(autouse=True)
+def backend(request, monkeypatch) -> str:
+    """Which database the apps of this test use by default: "sqlite", or "postgres" with a fresh database for each
+    store the test opens (tests/server.py hands the same one to the processes it starts)."""
+    kind = getattr(request, "param", "sqlite")
+    if kind == "postgres":
+        server = request.getfixturevalue("postgres")
+        made: dict[str, str] = {}
+
+        def fresh(storage_url: str, tmp: Path) -> str:
+            if storage_url not in made:
+                made[storage_url] = server.create_database(f"t{uuid.uuid4().hex[:16]}")
+            return made[storage_url]
+
+        monkeypatch.setattr(database, "default_url", fresh)
+    return kind
 
 
 @pytest.fixture

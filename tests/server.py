@@ -51,6 +51,11 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, "PORT": str(self.port), **env}
+        if "STORAGE_URL" in env and "DATABASE_URL" not in env:
+            # The database this test's own apps use for that store (conftest's `backend`: SQLite or PostgreSQL).
+            from config import Config
+
+            full_env["DATABASE_URL"] = Config(storage_url=env["STORAGE_URL"]).database
         # This interpreter's environment first on PATH, so that `gunicorn` is the one beside it (.venv's).
         full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
         self.process = subprocess.Popen(

@@ -218,7 +218,9 @@ def assert_storage_503(client, store: Path) -> None:
 
 def test_full_disk_is_a_503_and_recovers(small_disk):
     store = small_disk / "store"
-    app = create_app(Config(storage_url=str(store), sync_interval=0, rate_limits="off", checkpoint_every=1))
+    facts = f"sqlite:///{small_disk.parent / 'facts.sqlite3'}"  # the store's disk fills, not the database's
+    config = Config(storage_url=str(store), database_url=facts, sync_interval=0, rate_limits="off", checkpoint_every=1)
+    app = create_app(config)
     client = app.test_client()
     assert client.post("/api/train", json={"image": ONE, "label": 1}).status_code == 200
     app.extensions["learner"].flush_checkpoints()
@@ -237,7 +239,8 @@ def test_full_disk_is_a_503_and_recovers(small_disk):
 
 def test_read_only_store_is_a_503_even_after_a_restart(small_disk):
     store = small_disk / "store"
-    config = Config(storage_url=str(store), sync_interval=0, rate_limits="off")
+    facts = f"sqlite:///{small_disk.parent / 'facts.sqlite3'}"  # the store's disk turns read-only, not the database's
+    config = Config(storage_url=str(store), database_url=facts, sync_interval=0, rate_limits="off")
     client = create_app(config).test_client()
     assert client.post("/api/train", json={"image": ONE, "label": 1}).status_code == 200
     remount(small_disk, "ro")

@@ -107,11 +107,11 @@ def test_a_server_ignores_a_snapshot_of_other_originals_without_fetching_it(tmp_
     get = storage.get
     storage.get = lambda key: fetched.append(key) or get(key)
     old = Snapshot.initial(server.original["fnn"], server.original["cnn"], "other originals")
-    publish_snapshot(storage, replace(old, version=5))
+    publish_snapshot(storage, server.db, replace(old, version=5))
     server.poll_snapshot()
     assert server.version == 0 and SNAPSHOT_KEY not in fetched
     ours = replace(server.snapshot, version=3)
-    publish_snapshot(storage, ours)
+    publish_snapshot(storage, server.db, ours)
     server.poll_snapshot()
     assert server.version == 3 and SNAPSHOT_KEY in fetched
 

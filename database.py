@@ -1,0 +1,407 @@
+"""What the service knows about its drawings, in one database: SQLite beside the local store by default,
+PostgreSQL (`DATABASE_URL`) for a fleet. The bucket (or folder) stays the record of every labelled drawing;
+this holds what is derived from it, so a lost database is rebuilt from the log (`python -m database rebuild`).
+
+    drawings   one row per drawing entry: kind, label, source, time, whether it is excluded, whether the
+               retrained models unlearned it, and what each of the four models said of it before learning it
+    counts     scored drawings per (excluded, label, source): the review queue's totals without a count(*)
+    history    the recent accuracy at some versions (at most 2 x scores.HISTORY_POINTS rows)
+    meta       the learner's version and fingerprint, the figures (a few hundred bytes, scores.Figures) and the
+               pointer to the latest serving snapshot
+
+Only the learner writes, one transaction per log entry, with the version it reaches; servers read. Plain
+DB-API (sqlite3, psycopg 3) rather than SQLAlchemy: a dozen statements that both dialects share as written
+(`?` becomes `%s` for psycopg), LISTEN/NOTIFY is psycopg's own either way, and a serve worker imports
+neither an ORM nor its 20 MB.
+
+    python -m database rebuild      # empty the database of STORAGE_URL; the learner's next boot replays the log
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+logger = logging.getLogger(__name__)
+
+NAMES = ("fnn.original", "fnn.retrained", "cnn.original", "cnn.retrained")
+COLUMNS = {name: name.replace(".", "_") for name in NAMES}  # "fnn.original" -> fnn_original
+LOG_CHANNEL = "digits_log"  # a server appended entry n (payload: JSON of the entry)
+SNAPSHOT_CHANNEL = "digits_snapshot"  # the learner published a snapshot, or says it is alive (payload: pointer)
+POOL_SIZE = 4  # connections per process: a gunicorn worker's 4 threads; Heroku's Essential plans allow 20 in all
+CONNECT_TIMEOUT = 3  # seconds: a request never hangs on an absent database
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    f"""CREATE TABLE IF NOT EXISTS drawings (
+        number BIGINT PRIMARY KEY, kind TEXT NOT NULL, label INTEGER NOT NULL, source TEXT NOT NULL,
+        created DOUBLE PRECISION NOT NULL, is_excluded INTEGER NOT NULL DEFAULT 0,
+        is_unlearned INTEGER NOT NULL DEFAULT 0, scored INTEGER NOT NULL DEFAULT 0,
+        disagreeing INTEGER NOT NULL DEFAULT 0, rank DOUBLE PRECISION NOT NULL DEFAULT 1,
+        {", ".join(f"d_{c} INTEGER, p_{c} DOUBLE PRECISION" for c in COLUMNS.values())})""",
+    # The review queue's order (see scores.Score.suspicion), filtered by nothing, by label or by source.
+    "CREATE INDEX IF NOT EXISTS queue ON drawings (scored, is_excluded, disagreeing DESC, rank, number)",
+    "CREATE INDEX IF NOT EXISTS queue_label ON drawings (scored, is_excluded, label, disagreeing DESC, rank, number)",
+    "CREATE INDEX IF NOT EXISTS queue_source ON drawings (scored, is_excluded, source, disagreeing DESC, rank, number)",
+    "CREATE TABLE IF NOT EXISTS history (version BIGINT PRIMARY KEY, point TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS counts (is_excluded INTEGER NOT NULL, label INTEGER NOT NULL, source TEXT NOT NULL,
+        n BIGINT NOT NULL, PRIMARY KEY (is_excluded, label, source))""",
+]
+ROW = "number, kind, label, source, created, is_excluded, is_unlearned, scored, " + ", ".join(
+    f"d_{c}, p_{c}" for c in COLUMNS.values()
+)
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be read or written right now (unreachable, disk full, locked too long)."""
+
+
+def default_url(storage_url: str, tmp: Path) -> str:
+    """SQLite beside a local store (`tmp/store` -> `tmp/store.sqlite3`); for a bucket, a file in `tmp/`
+    named after it: fine on one machine, while a fleet's processes on several need DATABASE_URL."""
+    parsed = urlparse(storage_url)
+    if parsed.scheme in ("", "file"):
+        folder = Path(parsed.path if parsed.scheme else storage_url)
+        return f"sqlite:///{folder.parent / (folder.name + '.sqlite3')}"
+    digest = hashlib.sha256(storage_url.encode()).hexdigest()[:12]
+    return f"sqlite:///{tmp / f'facts-{parsed.netloc}-{digest}.sqlite3'}"
+
+
+def normalise_url(url: str) -> str:
+    """Heroku Postgres sets DATABASE_URL with the `postgres://` scheme; psycopg takes `postgresql://`."""
+    return "postgresql://" + url.removeprefix("postgres://") if url.startswith("postgres://") else url
+
+
+class Row(dict):
+    """One drawing's facts as the database holds them (a dict: number, kind, label, ..., predicted, probability)."""
+
+
+def to_row(values: tuple) -> Row:
+    number, kind, label, source, created, excluded, unlearned, scored, *scores = values
+    predicted = {name: scores[2 * i] for i, name in enumerate(NAMES)} if scored else {}
+    probability = {name: scores[2 * i + 1] for i, name in enumerate(NAMES)} if scored else {}
+    return Row(
+        number=number, kind=kind, label=label, source=source, created=created, excluded=bool(excluded),
+        unlearned=bool(unlearned), scored=bool(scored), predicted=predicted, probability=probability,
+    )  # fmt: skip
+
+
+class Database:
+    """One pool of connections per process, shared by its threads. Every failure is a DatabaseError."""
+
+    def __init__(self, url: str):
+        self.url = normalise_url(url)
+        self.is_postgres = urlparse(self.url).scheme == "postgresql"
+        self._listener: threading.Thread | None = None
+        self._stop = threading.Event()
+        if self.is_postgres:
+            from psycopg_pool import ConnectionPool
+
+            kwargs = {"connect_timeout": CONNECT_TIMEOUT, "autocommit": True}
+            self._pool = ConnectionPool(self.url, min_size=1, max_size=POOL_SIZE, kwargs=kwargs, open=False, timeout=5)
+            self._pool.open(wait=False)
+        else:
+            self.path = Path(urlparse(self.url).path)
+            self._local = threading.local()  # sqlite3 connections stay in their thread
+        self._errors = self._driver_errors()
+        with self.transaction() as tx:
+            if self.is_postgres:  # two processes creating the schema at once would collide in pg_type
+                tx.execute("SELECT pg_advisory_xact_lock(20261201)")
+            for statement in SCHEMA:
+                tx.execute(statement)
+
+    def __repr__(self) -> str:
+        return "Database(PostgreSQL)" if self.is_postgres else f"Database(SQLite {self.path})"
+
+    def _driver_errors(self) -> tuple[type[BaseException], ...]:
+        if not self.is_postgres:
+            return (sqlite3.Error,)
+        import psycopg
+        import psycopg_pool
+
+        return (psycopg.Error, psycopg_pool.PoolTimeout)
+
+    def _sqlite(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")  # readers in other processes never wait for the learner
+            connection.execute("PRAGMA synchronous=NORMAL")  # a power cut may lose the last entries: replayed
+            self._local.connection = connection
+        return connection
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """All or nothing: statements inside commit together, or none does (and DatabaseError is raised)."""
+        try:
+            if self.is_postgres:
+                with self._pool.connection() as connection, connection.transaction():
+                    yield Transaction(connection.cursor(), "%s")
+            else:
+                connection = self._sqlite()
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield Transaction(connection.cursor(), "?")
+                    connection.execute("COMMIT")
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+        except self._errors as error:
+            raise DatabaseError(f"{self!r}: {error}".strip()) from None
+
+    def read(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self.transaction() as tx:
+            return tx.execute(sql, params).fetchall()
+
+    def check(self) -> None:
+        """DatabaseError unless the database answers (a train stores nothing the learner could not record)."""
+        self.read("SELECT 1")
+
+    # --- meta ---
+
+    def meta(self) -> dict:
+        return {key: json.loads(value) for key, value in self.read("SELECT key, value FROM meta")}
+
+    def clear(self) -> None:
+        """Forget everything derived (the log is untouched): the learner's next boot replays it."""
+        with self.transaction() as tx:
+            for table in ("drawings", "counts", "history", "meta"):
+                tx.execute(f"DELETE FROM {table}")
+
+    # --- what servers ask ---
+
+    def value(self, key: str) -> object:
+        """One meta value (None if unset): what a server reads to follow the learner."""
+        with self.transaction() as tx:
+            return tx.meta_value(key)
+
+    def drawings(self, numbers: list[int]) -> dict[int, Row]:
+        """The rows of these drawing numbers that the learner has recorded."""
+        with self.transaction() as tx:
+            return tx.drawings(numbers)
+
+    def review(self, label: int | None, source: str | None, excluded: bool, offset: int, limit: int) -> dict:
+        """A page of the review queue (most suspect first) and its total, from the indexes and the counts."""
+        where, params = "is_excluded = ?", [int(excluded)]
+        if label is not None:
+            where, params = where + " AND label = ?", [*params, label]
+        if source is not None:
+            where, params = where + " AND source = ?", [*params, source]
+        with self.transaction() as tx:
+            total = tx.execute(f"SELECT COALESCE(SUM(n), 0) FROM counts WHERE {where}", tuple(params)).fetchone()[0]
+            page = tx.execute(
+                f"SELECT {ROW} FROM drawings WHERE scored = 1 AND {where} "
+                "ORDER BY disagreeing DESC, rank, number LIMIT ? OFFSET ?",
+                (*params, limit, offset),
+            ).fetchall()
+            sources = [s for (s,) in tx.execute("SELECT DISTINCT source FROM counts WHERE n > 0 ORDER BY source")]
+        return {"total": int(total), "samples": [to_row(values) for values in page], "sources": sources}
+
+    def recent(self, limit: int) -> list[Row]:
+        """The latest drawings not excluded, newest first."""
+        rows = self.read(f"SELECT {ROW} FROM drawings WHERE is_excluded = 0 ORDER BY number DESC LIMIT ?", (limit,))
+        return [to_row(values) for values in rows]
+
+    def learned_before(self, number: int, limit: int) -> list[Row]:
+        with self.transaction() as tx:
+            return tx.learned_before(number, limit)
+
+    def history(self) -> list[dict]:
+        with self.transaction() as tx:
+            return tx.history()
+
+    # --- notifications (PostgreSQL only; on SQLite a process polls, which costs nothing locally) ---
+
+    def notify(self, channel: str, payload: dict) -> None:
+        """Tell every listening process; a lost notification is healed by their slow safety-net polls."""
+        if not self.is_postgres:
+            return
+        with self.transaction() as tx:
+            tx.execute("SELECT pg_notify(%s, %s)", (channel, json.dumps(payload, separators=(",", ":"))))
+
+    def listen(self, channels: tuple[str, ...], on_message: Callable[[str | None, dict], None]) -> bool:
+        """Call `on_message(channel, payload)` from a background thread for every notification on `channels`
+        (and `on_message(None, {})` after each (re)connection: something may have been missed meanwhile).
+        False on SQLite, where nothing is notified: the caller polls instead."""
+        if not self.is_postgres:
+            return False
+        self._listener = threading.Thread(target=self._listen, args=(channels, on_message), daemon=True,
+                                          name="database-listener")  # fmt: skip
+        self._listener.start()
+        return True
+
+    def _listen(self, channels: tuple[str, ...], on_message: Callable[[str | None, dict], None]) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as connection:
+                    for channel in channels:
+                        connection.execute(f"LISTEN {channel}")
+                    on_message(None, {})
+                    while not self._stop.is_set():
+                        for note in connection.notifies(timeout=1.0):
+                            try:
+                                payload = json.loads(note.payload)
+                            except ValueError:
+                                continue
+                            on_message(note.channel, payload if isinstance(payload, dict) else {})
+            except psycopg.Error as error:
+                logger.warning("database notifications interrupted: %s", error)
+                self._stop.wait(1.0)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._listener is not None:
+            self._listener.join()
+        if self.is_postgres:
+            self._pool.close()
+        elif getattr(self._local, "connection", None) is not None:
+            self._local.connection.close()
+
+
+class Transaction:
+    """A cursor that takes `?` placeholders on either database."""
+
+    def __init__(self, cursor, mark: str):
+        self.cursor = cursor
+        self.mark = mark
+
+    def execute(self, sql: str, params: tuple = ()):
+        if self.mark != "?":
+            sql = sql.replace("?", self.mark)
+        self.cursor.execute(sql, params)
+        return self.cursor
+
+    def drawings(self, numbers: list[int]) -> dict[int, Row]:
+        rows: dict[int, Row] = {}
+        for start in range(0, len(numbers), 500):
+            chunk = tuple(numbers[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for values in self.execute(f"SELECT {ROW} FROM drawings WHERE number IN ({marks})", chunk).fetchall():
+                rows[values[0]] = to_row(values)
+        return rows
+
+    def learned_before(self, number: int, limit: int) -> list[Row]:
+        """The latest scored, learned (train, not excluded) drawings up to `number`, newest first: the windows
+        of the recent accuracy and of its history."""
+        rows = self.execute(
+            f"SELECT {ROW} FROM drawings WHERE number <= ? AND kind = 'train' AND scored = 1 AND is_excluded = 0 "
+            "ORDER BY number DESC LIMIT ?",
+            (number, limit),
+        ).fetchall()
+        return [to_row(values) for values in rows]
+
+    def meta_value(self, key: str) -> object:
+        rows = self.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchall()
+        return json.loads(rows[0][0]) if rows else None
+
+    def lock_facts(self) -> int:
+        """Hold the learners' write lock until the transaction ends (SQLite's BEGIN IMMEDIATE holds it
+        already); the version the database has recorded."""
+        if self.mark != "?":
+            self.execute("SELECT pg_advisory_xact_lock(20261202)")
+        return int(self.meta_value("version") or 0)
+
+    def history(self) -> list[dict]:
+        return [json.loads(p) for (p,) in self.execute("SELECT point FROM history ORDER BY version").fetchall()]
+
+    def save_point(self, point: dict) -> None:
+        self.execute(
+            "INSERT INTO history (version, point) VALUES (?, ?) "
+            "ON CONFLICT (version) DO UPDATE SET point = excluded.point",
+            (point["model_version"], json.dumps(point, separators=(",", ":"))),
+        )
+
+    def thin_history(self, stride: int) -> None:
+        self.execute("DELETE FROM history WHERE version % ? != 0", (stride,))
+
+    def set_meta(self, key: str, value: object) -> None:
+        self.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value, separators=(",", ":"))),
+        )
+
+    def insert_drawing(self, row: dict) -> None:
+        """A drawing as the learner first applies it (never excluded yet)."""
+        scores = []
+        for name in NAMES:
+            scores += [row["predicted"].get(name), row["probability"].get(name)]
+        marks = ",".join("?" * (10 + 2 * len(NAMES)))
+        self.execute(
+            f"INSERT INTO drawings ({ROW}, disagreeing, rank) VALUES ({marks})",
+            (row["number"], row["kind"], row["label"], row["source"], row["created"], int(row["excluded"]),
+             int(row["unlearned"]), int(row["scored"]), *scores, disagreeing(row), rank(row)),
+        )  # fmt: skip
+        if row["scored"]:
+            self.count(row["excluded"], row["label"], row["source"], 1)
+
+    def count(self, excluded: bool, label: int, source: str, change: int) -> None:
+        self.execute(
+            "INSERT INTO counts (is_excluded, label, source, n) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (is_excluded, label, source) DO UPDATE SET n = counts.n + excluded.n",
+            (int(excluded), label, source, change),
+        )
+
+    def set_flags(self, row: Row, excluded: bool, unlearned: bool) -> None:
+        self.execute("UPDATE drawings SET is_excluded = ?, is_unlearned = ? WHERE number = ?",
+                     (int(excluded), int(unlearned), row["number"]))  # fmt: skip
+        if row["scored"] and excluded != row["excluded"]:
+            self.count(row["excluded"], row["label"], row["source"], -1)
+            self.count(excluded, row["label"], row["source"], 1)
+
+    def set_scores(self, number: int, row: dict) -> None:
+        assignments = ", ".join(f"d_{c} = ?, p_{c} = ?" for c in COLUMNS.values())
+        scores = []
+        for name in NAMES:
+            scores += [row["predicted"].get(name), row["probability"].get(name)]
+        self.execute(f"UPDATE drawings SET {assignments}, disagreeing = ?, rank = ? WHERE number = ?",
+                     (*scores, disagreeing(row), rank(row), number))  # fmt: skip
+
+
+def disagreeing(row: dict) -> int:
+    """How many of the four models' top digit was not the label (the queue's first key)."""
+    return sum(row["predicted"].get(name) != row["label"] for name in NAMES) if row["scored"] else 0
+
+
+def rank(row: dict) -> float:
+    """The queue's second key: the original CNN's probability of the label, lowest first (it never learned
+    from users, so a wrong label that the retrained models already picked up cannot hide from it)."""
+    return float(row["probability"].get("cnn.original", 1.0)) if row["scored"] else 1.0
+
+
+def main() -> None:
+    from config import Config
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["rebuild"])
+    parser.parse_args()
+    config = Config.from_env()
+    database = Database(config.database)
+    started = time.monotonic()
+    database.clear()
+    print(f"emptied {database!r} in {time.monotonic() - started:.2f} s; replaying the log of {config.storage_url}")
+    from journal import Journal
+    from learner import LogLearner
+    from storage import open_storage
+
+    learner = LogLearner.open(config, Journal(open_storage(config.storage_url, config.s3_endpoint_url)), database)
+    seconds = time.monotonic() - started
+    per_thousand = seconds / max(learner.version, 1) * 1000
+    print(f"rebuilt {learner.version} entries in {seconds:.1f} s ({per_thousand:.1f} s per 1,000 entries)")
+    learner.close()
+    database.close()
+
+
+if __name__ == "__main__":
+    main()
