@@ -404,7 +404,9 @@ class Server:
     ) -> tuple[dict, bool]:
         """Store a labelled drawing durably, wait (bounded) for the models to learn it; (answer, learned).
 
-        Learned: what the updated models say now. Not learned in time: the drawing is stored and pending."""
+        Learned: what the updated models say now. Not learned in time: the drawing is stored and pending.
+        DatabaseError (503), with nothing stored, if the database does not answer."""
+        self.db.check()
         number = self.append(Entry("train", label, self.journal.store_drawing(png), source, strokes=strokes))
         sample_id = f"{number:010d}"
         taking_back = {"undo_token": self.undo_token(number), "undo_seconds": undo.UNDO_SECONDS}
@@ -421,6 +423,7 @@ class Server:
 
     def collect(self, png: bytes, label: int, source: str) -> str:
         """Store a labelled drawing without learning from it; returns its image's file name."""
+        self.db.check()
         image = self.journal.store_drawing(png)
         self.append(Entry("collect", label, image, source))
         return image.rsplit("/", 1)[-1]
@@ -502,14 +505,14 @@ class Server:
         return self._undo_key
 
     def _append_and_wait(self, entry: Entry) -> int:
+        self.db.check()
         number = self.append(entry)
         self.wait_for(number, self.config.train_wait_seconds)
         return number
 
     def append(self, entry: Entry) -> int:
-        """Claim the next log number for `entry` with a create-only write; returns the number. DatabaseError
-        (503) with nothing stored if the database does not answer: the learner could not record it."""
-        self.db.check()
+        """Claim the next log number for `entry` with a create-only write; returns the number. Callers check
+        the database first (`db.check`): an entry the learner cannot record is not acknowledged."""
         with self._head_lock:
             for _ in range(1000):
                 number = max(self._head, self.snapshot.version) + 1

@@ -36,13 +36,13 @@ def import_checkpoint(learner: LogLearner) -> int:
         rows = old_rows(learner, number, state)
         figures, window = Figures(), deque(maxlen=RECENT)
         with learner.db.transaction() as tx:
-            for row in rows:
+            for row in rows:  # as the learner would have recorded them (learner.LogLearner._record_drawing)
                 tx.insert_drawing(row)
-                if row["excluded"]:
-                    continue
-                figures.count(row, 1)
+                if not row["excluded"]:
+                    figures.count(row, 1)
                 if row["kind"] == "train" and row["scored"]:
-                    window.appendleft(row)
+                    if not row["excluded"]:
+                        window.appendleft(row)
                     if figures.wants_point(row["number"]):
                         save_point(tx, figures, row["number"], list(window))
             tx.set_meta("figures", figures.to_json())
