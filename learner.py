@@ -183,7 +183,8 @@ class LogLearner:
         self.excluded: set[int] = set()  # drawings an admin or their author took out (exclude entries)
         self.unlearned: set[int] = set()  # excluded within EXACT_WINDOW: the models were rebuilt without them
         self.head = 0  # the newest entry known to exist (a notification, this process's own append)
-        self.handed: dict[int, Entry] = {}  # entries handed over with their notification: not read from storage
+        # Entries handed over (a notification, or this process's own append with the drawing's PNG): not read back.
+        self.handed: dict[int, tuple[Entry, bytes | None]] = {}
         self.stale = False  # the database refused a write: reload before going on
         self.applied = 0  # entries this process applied since it booted (a fleet test counts them)
         self.booted_at = 0  # the version it booted at (checkpoint + replay)
@@ -211,11 +212,12 @@ class LogLearner:
 
     # --- following the log ---
 
-    def notice(self, number: int, entry: Entry | None = None) -> None:
-        """Entry `number` exists (a notification or this process's append); with `entry`, it need not be read."""
+    def notice(self, number: int, entry: Entry | None = None, png: bytes | None = None) -> None:
+        """Entry `number` exists (a notification or this process's append); with `entry` (and its drawing's
+        `png`), they need not be read from storage."""
         self.head = max(self.head, number)
         if entry is not None and number > self.version:
-            self.handed[number] = entry
+            self.handed[number] = (entry, png)
 
     def catch_up(self, budget_seconds: float | None = None, probe: bool = True) -> int:
         """Apply the entries after the current version, in order; stop after `budget_seconds` (None: all).
@@ -230,17 +232,22 @@ class LogLearner:
             self.checked_at = time.time()
             while True:
                 number = self.version + 1
+                png = None
                 if number in self.handed:
-                    entry = self.handed.pop(number)
+                    entry, png = self.handed.pop(number)
                 elif probe or number <= self.head:
                     try:
                         entry = self.journal.read_next(number)
                     except KeyError:
                         break  # the end of the log, or a writer mid-claim: wait rather than apply out of order
+                    except StorageError:
+                        if applied:
+                            break  # publish what was applied (handed entries need no storage), then retry
+                        raise
                 else:
                     break
                 try:
-                    self._apply(number, entry)
+                    self._apply(number, entry, png)
                 except DatabaseError:
                     self.stale = True  # the models may be a step ahead of the facts: reload both
                     raise
@@ -289,7 +296,7 @@ class LogLearner:
 
     # --- applying entries ---
 
-    def _apply(self, number: int, entry: Entry | None) -> None:
+    def _apply(self, number: int, entry: Entry | None, png: bytes | None = None) -> None:
         """Apply entry `number`: record what it says in the database (unless the database has it already:
         a replay after a crash), then step the models, and advance the version.
 
@@ -298,7 +305,7 @@ class LogLearner:
         record = number > self.db_version
         digit = None
         if entry is not None and entry.kind in DRAWING_KINDS:
-            digit = self._load_digit(entry)
+            digit = self._load_digit(entry, png)
             if record:
                 self._record_drawing(number, self._row(number, entry, digit))
         elif entry is not None and entry.kind in ("exclude", "restore"):
@@ -417,8 +424,8 @@ class LogLearner:
             self._advance(self.learner, number, entry, digit)
         return rescored
 
-    def _load_digit(self, entry: Entry) -> np.ndarray | None:
-        return stored_digit(self.journal.drawing(entry))
+    def _load_digit(self, entry: Entry, png: bytes | None = None) -> np.ndarray | None:
+        return stored_digit(png if png is not None else self.journal.drawing(entry))
 
     def _advance(self, learner: Learner, number: int, entry: Entry | None, digit: np.ndarray | None = None) -> None:
         """Apply entry `number` to `learner` in place: the learning part only."""
@@ -567,7 +574,7 @@ class LogLearner:
         self.version = number
         self.excluded = set(state.get("excluded", []))
         self.unlearned = set(state.get("unlearned", self.excluded))
-        self.handed = {n: e for n, e in self.handed.items() if n > number}
+        self.handed = {n: handed for n, handed in self.handed.items() if n > number}
         self.stale = False
         if number:
             logger.info("restored checkpoint %d (the database has recorded %d entries)", number, self.db_version)
@@ -590,8 +597,8 @@ class InProcessLearner:
         server.take(self.learner.snapshot())
         self._stop, self._wake = threading.Event(), threading.Event()
 
-        def appended(number: int, entry: Entry) -> None:
-            self.learner.notice(number, entry)
+        def appended(number: int, entry: Entry, png: bytes | None) -> None:
+            self.learner.notice(number, entry, png)
             self._wake.set()
 
         server.on_append = appended
@@ -649,7 +656,8 @@ def main() -> None:
     notified = db.listen((LOG_CHANNEL,), heard)
     publish(learner.snapshot())
     logger.info("learner at version %d (%s, %r)", learner.version, config.storage_url, db)
-    interval = SAFETY_NET_SECONDS if notified else config.learn_interval
+    # Told of every entry, it still wakes for its heartbeat (a database write, no storage request).
+    interval = HEARTBEAT_SECONDS if notified else config.learn_interval
     learner.run(publish, wake, stop, interval, idle=heartbeat, gap=PUBLISH_GAP_SECONDS, notified=notified)
     learner.close()
     db.close()

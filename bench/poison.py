@@ -84,8 +84,8 @@ def prequential(client) -> dict[str, float]:
 
 def prequential_of(app, numbers: set[int]) -> dict[str, float]:
     """The retrained models' prequential accuracy over the entries `numbers` only (from the learner's scores)."""
-    scores = [s for s in app.extensions["learner"].learner.scores if s.version in numbers]
-    return {m: float(np.mean([s.predicted[f"{m}.retrained"] == s.label for s in scores])) for m in MODELS}
+    rows = app.extensions["digits"].db.drawings(sorted(numbers)).values()
+    return {m: float(np.mean([r["predicted"][f"{m}.retrained"] == r["label"] for r in rows])) for m in MODELS}
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from server import Server  # noqa: E402
 
 from canvas import canvas_of, to_data_url  # noqa: E402
 from config import Config  # noqa: E402
+from database import Database  # noqa: E402
 from dataset import copier  # noqa: E402
 from journal import Journal  # noqa: E402
 from learner import LogLearner  # noqa: E402
@@ -87,8 +88,12 @@ def boot_seconds(env: dict[str, str]) -> float:
 def open_seconds(config: Config) -> tuple[float, int]:
     """LogLearner.open alone (modules already imported): checkpoint, replay, catch-up."""
     started = time.perf_counter()
-    learner = LogLearner.open(config, Journal(open_storage(config.storage_url, config.s3_endpoint_url)))
-    return time.perf_counter() - started, learner.version
+    db = Database(config.database)
+    learner = LogLearner.open(config, Journal(open_storage(config.storage_url, config.s3_endpoint_url)), db)
+    seconds = time.perf_counter() - started
+    learner.close()
+    db.close()
+    return seconds, learner.version
 
 
 def main() -> None:

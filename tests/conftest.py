@@ -35,7 +35,9 @@ BOTH_DATABASES = {
 
 
 def pytest_generate_tests(metafunc):
-    if "backend" in metafunc.fixturenames and metafunc.module.__name__.rsplit(".", 1)[-1] in BOTH_DATABASES:
+    # A test on an app its module shares (a module-scoped fixture: test_reliability's `shared`) keeps that app's.
+    both = metafunc.module.__name__.rsplit(".", 1)[-1] in BOTH_DATABASES and "shared" not in metafunc.fixturenames
+    if both and "backend" in metafunc.fixturenames:
         metafunc.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
 

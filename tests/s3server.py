@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import boto3
 from server import free_port
@@ -33,13 +34,14 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
 class MotoServer:
     """`python -m moto.server` on a free loopback port, in its own process."""
 
-    def __init__(self):
+    def __init__(self, log: Path | None = None):
+        """`log`: a file for moto's request log, one line per S3 request (what a bench counts)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=open(log, "w") if log else subprocess.DEVNULL,  # noqa: SIM115 (the child holds it)
         )
         wait_for_port(self.port)
 
