@@ -497,6 +497,7 @@ class Server:
     def undo(self, token: object) -> dict:
         """Exclude the drawing a genuine, unexpired, unused undo token names."""
         number = undo.verify(self._key(), token)
+        self.db.check()  # a token is used up only if the exclusion it asks for can be recorded
         undo.use_once(self.journal.storage, number)
         return self.exclude([number], source="undo")
 

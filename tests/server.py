@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -58,20 +59,24 @@ class Server:
             full_env["DATABASE_URL"] = Config(storage_url=env["STORAGE_URL"]).database
         # This interpreter's environment first on PATH, so that `gunicorn` is the one beside it (.venv's).
         full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
+        # Its output, kept for the message of a process that exits: what a failed boot said.
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (the child writes it for its whole life)
         self.process = subprocess.Popen(
             ["bash", "-c", f"exec {procfile_command(kind)} {gunicorn_args}"],
             cwd=ROOT,
             env=full_env,
             start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
 
     def wait_healthy(self, timeout: float = 120) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"server exited with {self.process.returncode}")
+                self.log.seek(0)
+                said = self.log.read().decode(errors="replace")[-3000:]
+                raise AssertionError(f"server exited with {self.process.returncode}; its output ended:\n{said}")
             try:
                 return request(f"{self.url}/healthz", timeout=2)[1]
             except (urllib.error.URLError, ConnectionError, TimeoutError):
