@@ -300,8 +300,9 @@ class Transaction:
     def learned_before(self, number: int, limit: int) -> list[Row]:
         """The latest scored, learned (train, not excluded) drawings up to `number`, newest first: the windows
         of the recent accuracy and of its history."""
+        # `+`: not the queue's indexes (a sort of every learned drawing) but the primary key, read backwards.
         rows = self.execute(
-            f"SELECT {ROW} FROM drawings WHERE number <= ? AND kind = 'train' AND scored = 1 AND is_excluded = 0 "
+            f"SELECT {ROW} FROM drawings WHERE number <= ? AND kind = 'train' AND +scored = 1 AND +is_excluded = 0 "
             "ORDER BY number DESC LIMIT ?",
             (number, limit),
         ).fetchall()

@@ -52,6 +52,9 @@ PUBLISH_GAP_SECONDS = 0.2
 # if the log had never held them: a replay of at most this many entries, plus CHECKPOINT_EVERY. Further back,
 # the drawings leave the dataset, counts, figures and queue at once, and the models keep what they learned.
 EXACT_WINDOW = 1000
+# Between checkpoints in the store (CHECKPOINT_EVERY, 2.3 MB each), the learner keeps its state every this many
+# entries in memory, the last few of them (fixed: ~9 MB): an undo of a recent label replays at most this many.
+KEEP_EVERY, KEPT = 50, 4
 # A learner with nothing to learn still tells servers it is alive this often (one small write).
 HEARTBEAT_SECONDS = 5.0
 MIN_INTERVAL = 0.1  # seconds: an interval of 0 (tests) must not spin
@@ -190,6 +193,7 @@ class LogLearner:
         self.booted_at = 0  # the version it booted at (checkpoint + replay)
         self.checked_at = 0.0  # wall time of its latest look at the log
         self._published: tuple[dict, list[dict]] = (Figures().summary([]), [])
+        self._kept: deque[tuple[int, dict, dict]] = deque(maxlen=KEPT)  # (version, state.json's fields, models)
         self._lock = threading.RLock()
         self._cnns = JointPredictor([cnn, self.learner.cnn])  # both CNNs' scores before a step, in one call
         self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
@@ -317,6 +321,18 @@ class LogLearner:
         self.applied += 1
         if number % self.config.checkpoint_every == 0:
             self._schedule_checkpoint()
+        elif number % KEEP_EVERY == 0:
+            self._keep()
+
+    def _keep(self) -> None:
+        """A checkpoint in memory only (the same state a replay to this version makes; a cache like the others)."""
+        models = {
+            "fnn": self.learner.fnn.copy(),
+            "cnn": self.learner.cnn.get_state(),
+            "memory": list(self.learner.memory),
+        }
+        state = {"excluded": sorted(self.excluded), "unlearned": sorted(self.unlearned)}
+        self._kept.append((self.version, state, models))
 
     def _record(self, number: int, change: Callable) -> None:
         """One transaction: `change(tx)`, the figures and the version the database reaches. If another learner
@@ -529,8 +545,16 @@ class LogLearner:
 
         With `same_unlearned` (a rebuild or a rollback under the current exclusions), a checkpoint counts only if
         the drawings it left out of the models are exactly the ones left out now among its entries: a checkpoint
-        taken before a later exclusion of one of its drawings reflects that drawing, and is passed over."""
+        taken before a later exclusion of one of its drawings reflects that drawing, and is passed over. The states
+        kept in memory (`_keep`) count as checkpoints too."""
+        kept = [(n, state, models) for n, state, models in self._kept if max_version is None or n <= max_version]
+        kept = [
+            k for k in kept if not same_unlearned or set(k[1]["unlearned"]) == {u for u in self.unlearned if u <= k[0]}
+        ]
+        best_kept = kept[-1] if kept else None
         for number in self.journal.checkpoints():
+            if best_kept is not None and number < best_kept[0]:
+                break
             if max_version is not None and number > max_version:
                 continue
             try:
@@ -544,7 +568,14 @@ class LogLearner:
                     return number, state
             except DAMAGED as error:
                 logger.warning("skipping checkpoint %d: %s", number, error)
-        return None
+        if best_kept is None:
+            return None
+        number, state, models = best_kept
+        learner.fnn = models["fnn"].copy()
+        learner.cnn.set_state(*models["cnn"])
+        learner.memory.clear()
+        learner.memory.extend(models["memory"])
+        return number, {**state, "version": number}
 
     def _restore(self) -> None:
         """Start from what the database has recorded and the newest usable checkpoint at or before it; the

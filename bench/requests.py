@@ -4,8 +4,8 @@ two workers, on moto's S3 server and a PostgreSQL that this bench starts (as the
     python bench/requests.py [--idle 60] [--labels 400]
 
 Prints: S3 requests per second while the fleet is idle (by method), S3 requests per label and train p50/p99 with
-one client labelling one drawing after another, and the bucket at 100 and at `--labels` labels: the snapshot's
-and the newest checkpoint's sizes, and how much the bucket grew per label in between. moto logs every request it
+one client labelling one drawing after another, and the bucket at 200 and at `--labels` entries: the snapshot's
+and the newest checkpoint's sizes, and how much the bucket grew per label in between, checkpoints included. moto logs every request it
 answers; the counts are those lines.
 """
 
@@ -95,7 +95,7 @@ def main() -> None:
             status, _ = request(f"{web.url}/api/train", body, timeout=60)
             timings.append((time.perf_counter() - started) * 1000)
             statuses[status] += 1
-            if i in (100, args.labels):
+            if i in (200, args.labels):  # entry numbers: checkpoints 200 and 400 (CHECKPOINT_EVERY=200)
                 time.sleep(3)  # the checkpoint, written in the background
                 counts, offset = requests_since(log, offset)
                 per_label += counts
@@ -107,7 +107,7 @@ def main() -> None:
         print(f"{n} labels, one client: train {percentiles(timings)}, statuses {dict(statuses)}")
         print(f"  S3 requests per label: {sum(per_label.values()) / n:.2f}  {dict(per_label)}")
         for i, size in sizes.items():
-            print(f"  at {i} labels: snapshot {size['snapshot']:,} B, newest checkpoint {size['checkpoint']}, "
+            print(f"  at {i} entries: snapshot {size['snapshot']:,} B, newest checkpoint {size['checkpoint']}, "
                   f"bucket {size['total']:,} B")  # fmt: skip
         if len(sizes) == 2:
             (a, first), (b, last) = sizes.items()

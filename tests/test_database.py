@@ -245,3 +245,51 @@ def test_servers_and_the_learner_are_told_not_polled(tmp_path, backend):
     finally:
         web.kill()
         learner.kill()
+
+
+def test_a_lost_database_is_rebuilt_from_the_store_by_one_command(store, backend):
+    """`python -m database rebuild` empties the database and replays the log: the same rows, figures and queue."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    app = make_app(store, checkpoint_every=3)
+    client = app.test_client()
+    train_all(client, LABELS[:5])
+    client.post("/api/admin/exclude", json={"sample_ids": [2]}, headers=ADMIN)
+    train_all(client, LABELS[5:7])
+    db = app.extensions["digits"].db
+    before = (db.drawings(list(range(1, 10))), db.history(), db.meta()["figures"], db.meta()["version"])
+    url = Config(storage_url=str(store)).database
+    env = {**os.environ, "STORAGE_URL": str(store), "DATABASE_URL": url, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-m", "database", "rebuild"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "rebuilt 8 entries" in done.stdout
+    assert (db.drawings(list(range(1, 10))), db.history(), db.meta()["figures"], db.meta()["version"]) == before
+
+
+def test_a_rebuild_from_a_state_kept_in_memory_equals_a_replay(tmp_path, monkeypatch):
+    """Between the store's checkpoints the learner keeps its state every KEEP_EVERY entries in memory: an undo of a
+    recent label replays from there, and lands on the weights a replay of the whole log gives."""
+    monkeypatch.setattr(learner_module, "KEEP_EVERY", 2)
+    store = tmp_path / "store"
+    app = make_app(store, checkpoint_every=10_000)  # no checkpoint in the store at all
+    client = app.test_client()
+    train_all(client, LABELS[:7])
+    started_from = []
+    load = learner_module.LogLearner._load_checkpoint
+
+    def spied(self, *args, **kwargs):
+        started_from.append(load(self, *args, **kwargs))
+        return started_from[-1]
+
+    monkeypatch.setattr(learner_module.LogLearner, "_load_checkpoint", spied)
+    client.post("/api/admin/exclude", json={"sample_ids": [6]}, headers=ADMIN)  # entry 8
+    answers = [client.post("/api/predict", json={"image": image}).get_json() for image in (ONE, SEVEN, ZERO)]
+    assert [restored[0] for restored in started_from] == [4]  # the state kept after entry 4: 4 entries replayed
+    replayed = make_app(store, checkpoint_every=10_000, database_url=f"sqlite:///{tmp_path / 'replay.sqlite3'}")
+    again = replayed.test_client()
+    assert [again.post("/api/predict", json={"image": image}).get_json() for image in (ONE, SEVEN, ZERO)] == answers
