@@ -47,7 +47,7 @@ RECENT_SAMPLES = 48  # drawings listed on the models page
 # While catching up on a backlog, publish at least this often, so servers see progress.
 PUBLISH_EVERY_SECONDS = 0.5
 # ...and at most this often to storage, however fast labels arrive: a burst is published as its latest state.
-PUBLISH_GAP_SECONDS = 0.2
+PUBLISH_GAP_SECONDS = 0.1
 # An exclusion (or restore) of drawings at most this many entries back rebuilds the retrained models exactly, as
 # if the log had never held them: a replay of at most this many entries, plus CHECKPOINT_EVERY. Further back,
 # the drawings leave the dataset, counts, figures and queue at once, and the models keep what they learned.

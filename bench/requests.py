@@ -5,8 +5,8 @@ two workers, on moto's S3 server and a PostgreSQL that this bench starts (as the
 
 Prints: S3 requests per second while the fleet is idle (by method), S3 requests per label and train p50/p99 with
 one client labelling one drawing after another, and the bucket at 200 and at `--labels` entries: the snapshot's
-and the newest checkpoint's sizes, and how much the bucket grew per label in between, checkpoints included. moto logs every request it
-answers; the counts are those lines.
+and the newest checkpoint's sizes, and how much the bucket grew per label in between, checkpoints included. moto
+logs every request it answers; the counts are those lines.
 """
 
 from __future__ import annotations
