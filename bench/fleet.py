@@ -24,12 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
 from s3server import CREDENTIALS, MotoServer  # noqa: E402
-from serve import percentiles  # noqa: E402
+from serve import percentiles, train_bodies  # noqa: E402
 from server import Server, request  # noqa: E402
 from test_roles import wait_for_learner  # noqa: E402
 
-from canvas import canvas_of, to_data_url  # noqa: E402
-from mnist import load_split  # noqa: E402
 from serving import SNAPSHOT_KEY, Snapshot  # noqa: E402
 
 
@@ -40,9 +38,8 @@ def main() -> None:
     args = parser.parse_args()
     for name, value in CREDENTIALS.items():
         os.environ.setdefault(name, value)
-    images, labels = load_split(ROOT.parent / "shared" / "data" / "mnist", "train")
-    bodies = [{"image": to_data_url(canvas_of(images[i])), "label": int(labels[i])} for i in range(args.trains)]
-    probes = [{"image": to_data_url(canvas_of(images[-i]))} for i in range(1, 51)]
+    bodies = train_bodies(args.trains)
+    probes = [{"image": body["image"]} for body in train_bodies(args.trains + 50)[-50:]]
 
     moto = MotoServer()
     bucket = moto.new_bucket()

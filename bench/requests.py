@@ -27,12 +27,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
 from pgserver import PostgresServer  # noqa: E402
 from s3server import CREDENTIALS, MotoServer  # noqa: E402
-from serve import percentiles  # noqa: E402
+from serve import percentiles, train_bodies  # noqa: E402
 from server import Server, request  # noqa: E402
 from test_roles import wait_for_learner  # noqa: E402
-
-from canvas import canvas_of, to_data_url  # noqa: E402
-from mnist import load_split  # noqa: E402
 
 REQUEST = re.compile(r'"(GET|PUT|HEAD|POST|DELETE) (\S+)')
 
@@ -66,10 +63,8 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=60)
     parser.add_argument("--labels", type=int, default=400)
     args = parser.parse_args()
-    for name, value in CREDENTIALS.items():
-        os.environ.setdefault(name, value)
-    images, labels = load_split(ROOT.parent / "shared" / "data" / "mnist", "train")
-    bodies = [{"image": to_data_url(canvas_of(images[i])), "label": int(labels[i])} for i in range(args.labels)]
+    os.environ.update({name: os.environ.get(name, value) for name, value in CREDENTIALS.items()})
+    bodies = train_bodies(args.labels)
     folder = Path(tempfile.mkdtemp(prefix="requests-"))
     log = folder / "moto.log"
     moto, postgres = MotoServer(log), PostgresServer(folder / "pg")

@@ -48,6 +48,12 @@ class Client:
         return response.status, (time.perf_counter() - started) * 1000
 
 
+def train_bodies(n: int) -> list[dict]:
+    """/api/train bodies of the first `n` MNIST training digits, drawn as a browser sends them (the fleet benches)."""
+    images, labels = load_split(ROOT.parent / "shared" / "data" / "mnist", "train")
+    return [{"image": to_data_url(canvas_of(images[i])), "label": int(labels[i])} for i in range(n)]
+
+
 def percentiles(latencies: list[float]) -> str:
     p50, p99 = np.percentile(latencies, [50, 99])
     return f"p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   (n={len(latencies)})"
