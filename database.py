@@ -37,7 +37,9 @@ NAMES = ("fnn.original", "fnn.retrained", "cnn.original", "cnn.retrained")
 COLUMNS = {name: name.replace(".", "_") for name in NAMES}  # "fnn.original" -> fnn_original
 LOG_CHANNEL = "digits_log"  # a server appended entry n (payload: JSON of the entry)
 SNAPSHOT_CHANNEL = "digits_snapshot"  # the learner published a snapshot, or says it is alive (payload: pointer)
-POOL_SIZE = 4  # connections per process: a gunicorn worker's 4 threads; Heroku's Essential plans allow 20 in all
+# Connections per process, shared by its threads: a gunicorn worker's 4 and, in the `all` role, the learner. With
+# one listening connection each, a learner and two web workers hold at most 18: Heroku's Essential plans allow 20.
+POOL_SIZE = 5
 CONNECT_TIMEOUT = 3  # seconds: a request never hangs on an absent database
 
 SCHEMA = [
@@ -100,7 +102,11 @@ class Database:
 
     def __init__(self, url: str):
         self.url = normalise_url(url)
-        self.is_postgres = urlparse(self.url).scheme == "postgresql"
+        scheme = urlparse(self.url).scheme
+        if scheme not in ("sqlite", "postgresql"):
+            raise ValueError(f"DATABASE_URL: expected postgresql://, postgres:// or sqlite:///path, got {scheme}://")
+        self.is_postgres = scheme == "postgresql"
+        self._closed = False
         self._listener: threading.Thread | None = None
         self._stop = threading.Event()
         if self.is_postgres:
@@ -232,7 +238,7 @@ class Database:
         if not self.is_postgres:
             return
         with self.transaction() as tx:
-            tx.execute("SELECT pg_notify(%s, %s)", (channel, json.dumps(payload, separators=(",", ":"))))
+            tx.execute("SELECT pg_notify(?, ?)", (channel, json.dumps(payload, separators=(",", ":"))))
 
     def listen(self, channels: tuple[str, ...], on_message: Callable[[str | None, dict], None]) -> bool:
         """Call `on_message(channel, payload)` from a background thread for every notification on `channels`
@@ -266,6 +272,10 @@ class Database:
                 self._stop.wait(1.0)
 
     def close(self) -> None:
+        """Idempotent: the `all` role's server and learner share one."""
+        if self._closed:
+            return
+        self._closed = True
         self._stop.set()
         if self._listener is not None:
             self._listener.join()
@@ -284,7 +294,7 @@ class Transaction:
 
     def execute(self, sql: str, params: tuple = ()):
         if self.mark != "?":
-            sql = sql.replace("?", self.mark)
+            sql = sql.replace("%", "%%").replace("?", self.mark)  # psycopg reads % as a placeholder
         self.cursor.execute(sql, params)
         return self.cursor
 

@@ -55,14 +55,14 @@ def open_service(config: Config) -> tuple[Server, object | None]:
     if config.role == "learn":
         raise ValueError("ROLE=learn is the learner process: run `python learner.py`, not the web app")
     journal = Journal(open_storage(config.storage_url, config.s3_endpoint_url))
-    server = Server(config, journal, Database(config.database), config.models_dir)
+    db = Database(config.database)  # one pool per process, shared by its threads (and its learner)
+    server = Server(config, journal, db, config.models_dir)
     if config.role == "serve":
         server.follow_storage()
         return server, None
     from learner import InProcessLearner
 
-    # The learner has its own connections: its transactions never wait behind a request's.
-    return server, InProcessLearner(config, journal, Database(config.database), server)
+    return server, InProcessLearner(config, journal, db, server)
 
 
 def close_service(app: Flask) -> None:

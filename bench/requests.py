@@ -31,7 +31,7 @@ from serve import percentiles, train_bodies  # noqa: E402
 from server import Server, request  # noqa: E402
 from test_roles import wait_for_learner  # noqa: E402
 
-REQUEST = re.compile(r'"(GET|PUT|HEAD|POST|DELETE) (\S+)')
+REQUEST = re.compile(r'"(?:\x1b\[[0-9;]*m)?(GET|PUT|HEAD|POST|DELETE) (\S+)')  # moto colours 4xx lines
 
 
 def requests_since(log: Path, offset: int) -> tuple[collections.Counter, int]:

@@ -293,3 +293,20 @@ def test_a_rebuild_from_a_state_kept_in_memory_equals_a_replay(tmp_path, monkeyp
     replayed = make_app(store, checkpoint_every=10_000, database_url=f"sqlite:///{tmp_path / 'replay.sqlite3'}")
     again = replayed.test_client()
     assert [again.post("/api/predict", json={"image": image}).get_json() for image in (ONE, SEVEN, ZERO)] == answers
+
+
+def test_an_unknown_database_scheme_stops_the_boot():
+    with pytest.raises(ValueError, match="DATABASE_URL"):
+        Database("mysql://localhost/digits")
+
+
+def test_a_full_history_is_thinned_in_the_database_as_in_memory(store, monkeypatch):
+    """More than 2 x HISTORY_POINTS points: every other one goes, the same in the figures and in the table."""
+    import scores
+
+    monkeypatch.setattr(scores, "HISTORY_POINTS", 2)
+    app = make_app(store)
+    train_all(app.test_client(), LABELS[:9])
+    learner = app.extensions["learner"].learner
+    assert learner.figures.stride == 2 and [p["model_version"] for p in learner.figures.history] == [2, 4, 6, 8]
+    assert learner.db.history() == learner.figures.history
