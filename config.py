@@ -114,9 +114,13 @@ class Config:
 
     @property
     def database(self) -> str:
-        from database import default_url, normalise_url
+        import database  # at call time: the tests swap database.default_url for a fresh PostgreSQL
 
-        return normalise_url(self.database_url) if self.database_url else default_url(self.storage_url, ROOT / "tmp")
+        return (
+            database.normalise_url(self.database_url)
+            if self.database_url
+            else database.default_url(self.storage_url, ROOT / "tmp")
+        )
 
     @property
     def train_wait_seconds(self) -> float:

@@ -31,9 +31,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+from scores import NAMES, disagreeing, rank
+
 logger = logging.getLogger(__name__)
 
-NAMES = ("fnn.original", "fnn.retrained", "cnn.original", "cnn.retrained")
 COLUMNS = {name: name.replace(".", "_") for name in NAMES}  # "fnn.original" -> fnn_original
 LOG_CHANNEL = "digits_log"  # a server appended entry n (payload: JSON of the entry)
 SNAPSHOT_CHANNEL = "digits_snapshot"  # the learner published a snapshot, or says it is alive (payload: pointer)
@@ -83,15 +84,14 @@ def normalise_url(url: str) -> str:
     return "postgresql://" + url.removeprefix("postgres://") if url.startswith("postgres://") else url
 
 
-class Row(dict):
-    """One drawing's facts as the database holds them (a dict: number, kind, label, ..., predicted, probability)."""
+Row = dict  # one drawing's facts: number, kind, label, source, created, excluded, unlearned, scored, predicted, ...
 
 
 def to_row(values: tuple) -> Row:
     number, kind, label, source, created, excluded, unlearned, scored, *scores = values
     predicted = {name: scores[2 * i] for i, name in enumerate(NAMES)} if scored else {}
     probability = {name: scores[2 * i + 1] for i, name in enumerate(NAMES)} if scored else {}
-    return Row(
+    return dict(
         number=number, kind=kind, label=label, source=source, created=created, excluded=bool(excluded),
         unlearned=bool(unlearned), scored=bool(scored), predicted=predicted, probability=probability,
     )  # fmt: skip
@@ -350,14 +350,11 @@ class Transaction:
 
     def insert_drawing(self, row: dict) -> None:
         """A drawing as the learner first applies it (never excluded yet)."""
-        scores = []
-        for name in NAMES:
-            scores += [row["predicted"].get(name), row["probability"].get(name)]
         marks = ",".join("?" * (10 + 2 * len(NAMES)))
         self.execute(
             f"INSERT INTO drawings ({ROW}, disagreeing, rank) VALUES ({marks})",
             (row["number"], row["kind"], row["label"], row["source"], row["created"], int(row["excluded"]),
-             int(row["unlearned"]), int(row["scored"]), *scores, disagreeing(row), rank(row)),
+             int(row["unlearned"]), int(row["scored"]), *score_values(row), disagreeing(row), rank(row)),
         )  # fmt: skip
         if row["scored"]:
             self.count(row["excluded"], row["label"], row["source"], 1)
@@ -378,22 +375,13 @@ class Transaction:
 
     def set_scores(self, number: int, row: dict) -> None:
         assignments = ", ".join(f"d_{c} = ?, p_{c} = ?" for c in COLUMNS.values())
-        scores = []
-        for name in NAMES:
-            scores += [row["predicted"].get(name), row["probability"].get(name)]
         self.execute(f"UPDATE drawings SET {assignments}, disagreeing = ?, rank = ? WHERE number = ?",
-                     (*scores, disagreeing(row), rank(row), number))  # fmt: skip
+                     (*score_values(row), disagreeing(row), rank(row), number))  # fmt: skip
 
 
-def disagreeing(row: dict) -> int:
-    """How many of the four models' top digit was not the label (the queue's first key)."""
-    return sum(row["predicted"].get(name) != row["label"] for name in NAMES) if row["scored"] else 0
-
-
-def rank(row: dict) -> float:
-    """The queue's second key: the original CNN's probability of the label, lowest first (it never learned
-    from users, so a wrong label that the retrained models already picked up cannot hide from it)."""
-    return float(row["probability"].get("cnn.original", 1.0)) if row["scored"] else 1.0
+def score_values(row: dict) -> list:
+    """The d_*, p_* columns' values, in COLUMNS' order."""
+    return [value for name in NAMES for value in (row["predicted"].get(name), row["probability"].get(name))]
 
 
 def main() -> None:

@@ -127,6 +127,17 @@ def degraded_models(accuracy: dict) -> list[str]:
     return flagged
 
 
+def disagreeing(row: dict) -> int:
+    """How many of the four models' top digit was not the label (the review queue's first key)."""
+    return sum(row["predicted"].get(name) != row["label"] for name in NAMES) if row["scored"] else 0
+
+
+def rank(row: dict) -> float:
+    """The queue's second key: the original CNN's probability of the label, lowest first (it never learned
+    from users, so a wrong label that the retrained models already picked up cannot hide from it)."""
+    return float(row["probability"].get("cnn.original", 1.0)) if row["scored"] else 1.0
+
+
 def review_item(row: dict) -> dict:
     """A database row as the review API lists it."""
     return {
@@ -136,7 +147,7 @@ def review_item(row: dict) -> dict:
         "source": row["source"],
         "created": row["created"],
         "excluded": row["excluded"],
-        "disagreeing": sum(row["predicted"].get(name) != row["label"] for name in NAMES),
+        "disagreeing": disagreeing(row),
         "predicted": row["predicted"],
         "probability": {name: round(p, 4) for name, p in row["probability"].items()},
     }

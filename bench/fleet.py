@@ -1,4 +1,5 @@
-"""A fleet on one bucket: one learner (the Procfile's `worker:`) and three ROLE=serve webs on moto's S3 server.
+"""A fleet on one bucket: one learner (the Procfile's `worker:`) and three ROLE=serve webs on moto's S3 server and
+one PostgreSQL (started here, as the tests do).
 
     python bench/fleet.py [--trains 200] [--clients 8]
 
@@ -6,7 +7,8 @@ Trains from `--clients` clients spread over the three webs, then prints: how the
 or stored-pending) with p50/p99; that every acknowledged drawing is in the bucket; that the learner applied
 each entry once; how long after the last acknowledgement each web reported the final version (no traffic but
 /healthz); whether the three give bit-identical predictions; CPU seconds of the webs and of the learner over
-the run; predict p50/p99 on a quiet web right after 100 trains on the others. Loopback only.
+the run; predict p50/p99 on a quiet web right after 100 trains on the others; each process's resident memory and
+whether it has TensorFlow loaded (its native library mapped). Loopback only.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
+from pgserver import PostgresServer  # noqa: E402
 from s3server import CREDENTIALS, MotoServer  # noqa: E402
 from serve import percentiles, train_bodies  # noqa: E402
 from server import Server, request  # noqa: E402
@@ -41,9 +45,10 @@ def main() -> None:
     bodies = train_bodies(args.trains)
     probes = [{"image": body["image"]} for body in train_bodies(args.trains + 50)[-50:]]
 
-    moto = MotoServer()
+    moto, postgres = MotoServer(), PostgresServer(Path(tempfile.mkdtemp(prefix="fleet-pg-")))
     bucket = moto.new_bucket()
     s3 = {"STORAGE_URL": f"s3://{bucket}/digits", "S3_ENDPOINT_URL": moto.url}
+    s3["DATABASE_URL"] = postgres.create_database("digits")  # a fleet's facts: one PostgreSQL, as on Heroku
     learner = Server(s3, kind="worker")
     webs = [Server({**s3, "ROLE": "serve", "RATE_LIMITS": "off", "WEB_CONCURRENCY": "1"}) for _ in range(3)]
     try:
@@ -81,9 +86,11 @@ def main() -> None:
             started = time.perf_counter()
             request(f"{webs[2].url}/api/predict", probe)
             quiet.append((time.perf_counter() - started) * 1000)
+        memory = [(p.resident_mb(), p.loads_tensorflow()) for p in (*webs, learner)]
     finally:
         for process in (*webs, learner):
             process.kill()
+        postgres.kill()
     moto.stop()
 
     learned = [ms for status, _, ms, _ in results if status == 200]
@@ -105,6 +112,11 @@ def main() -> None:
     print(f"  seconds after the last acknowledgement until each web served the final version: {reached}")
     print(f"  bit-identical predictions on the three webs: {answers[0] == answers[1] == answers[2]}")
     print(f"  CPU seconds over the trains: webs {[round(c, 1) for c in cpu[:3]]}, learner {cpu[3]:.1f}")
+    for name, (rss, tensorflow) in zip(("web 1", "web 2", "web 3", "learner"), memory, strict=True):
+        each = ", ".join(
+            f"pid {pid}: {mb:.0f} MB{' TensorFlow' if tensorflow.get(pid) else ''}" for pid, mb in rss.items()
+        )
+        print(f"  resident memory, {name}: {each}")
     p50, p99 = np.percentile(quiet, [50, 99])
     print(f"  predict on the quiet web right after 100 trains elsewhere: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
 

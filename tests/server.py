@@ -102,6 +102,10 @@ class Server:
             sizes[pid] = kb / 1024
         return sizes
 
+    def loads_tensorflow(self) -> dict[int, bool]:
+        """Whether each process of the group has TensorFlow's native library mapped (imported, in any thread)."""
+        return {pid: "libtensorflow" in maps for pid, maps in self._group("maps").items()}
+
     def cpu_seconds(self) -> float:
         """User + system CPU seconds of the process group's live processes so far."""
         ticks = os.sysconf("SC_CLK_TCK")
