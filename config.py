@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from limits import parse_many
 
+from storage import Storage, open_storage
+
 ROOT = Path(__file__).resolve().parent
 # Per client address. A person clicks "predict" and labels a drawing every few seconds at most;
 # admin routes are for one operator, and their limit slows token guessing.
@@ -63,11 +65,42 @@ def unverified_tls(redis_url: str) -> str:
     return f"{redis_url}{'&' if '?' in redis_url else '?'}ssl_cert_reqs=none"
 
 
+def memory_limit() -> int | None:
+    """The container's memory limit in bytes (cgroup v2 or v1), or None where there is none."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:  # v1 writes a huge number for "no limit"
+            return int(text)
+    return None
+
+
+def cpu_share(on_dyno: bool, cpus: int, memory: int | None) -> int:
+    """Threads for TensorFlow's kernels. Off Heroku: every CPU. On a dyno, `nproc` says 8 on Basic and Standard
+    dynos, which share those CPUs with other dynos: 2 threads (a Standard-2X's share, about two cores' worth).
+    Performance and Private dynos (2.5 GB and more) own their CPUs: all of them."""
+    if not on_dyno or (memory is not None and memory >= 2_500 * 2**20):
+        return max(1, cpus)
+    return min(2, max(1, cpus))
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    """Keys for one bucket, when they are not boto3's usual AWS_* (Bucketeer's BUCKETEER_* variables)."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    region: str | None = None
+
+
 @dataclass(frozen=True)
 class Config:
     # Where the log of labelled drawings lives: a folder path, file:///path, or s3://bucket/prefix.
     storage_url: str = str(ROOT / "tmp" / "store")
     s3_endpoint_url: str | None = None
+    s3_credentials: S3Credentials | None = None  # None: boto3's chain (AWS_ACCESS_KEY_ID, ...)
     # Where the facts about the drawings live: unset is SQLite beside the local store (database.default_url);
     # postgresql:// (or Heroku's postgres://) for a fleet. Not in repr: the URL may hold a password.
     database_url: str | None = field(default=None, repr=False)
@@ -103,6 +136,12 @@ class Config:
     trusted_proxies: int = 0
     # Origins allowed to call the original apps' routes (/hook, /hook2, /hook3, /estimate), comma-separated.
     cors_origins: str = "*"
+    # Threads for TensorFlow's kernels (cpu_share: the dyno's share of the CPU, not the 8 CPUs it shows).
+    cpu_threads: int = field(default_factory=lambda: cpu_share(False, os.cpu_count() or 1, None))
+    # Running on a Heroku dyno (DYNO is set), whose disk is wiped at every restart and not shared between dynos:
+    # the drawings must be in a bucket and the facts in PostgreSQL, unless `ephemeral_disk` allows it (a demo).
+    on_dyno: bool = False
+    ephemeral_disk: bool = False
 
     def __post_init__(self) -> None:
         parse_rate_limits(self.rate_limits)  # a typo fails at boot, not as an unlimited service
@@ -111,6 +150,28 @@ class Config:
         check_rate_limit_storage(self.rate_limit_storage)
         if self.trusted_proxies < 0:
             raise ValueError("TRUSTED_PROXIES must be 0 or more")
+        if self.cpu_threads < 1:
+            raise ValueError("CPU_THREADS must be 1 or more")
+        if self.on_dyno and not self.ephemeral_disk:
+            if urlsplit(self.storage_url).scheme != "s3":
+                raise ValueError(
+                    "On Heroku the dyno's disk is wiped at every restart and no other dyno sees it: keep the drawings "
+                    "in a bucket. Attach Bucketeer (heroku addons:create bucketeer:hobbyist) or set STORAGE_URL="
+                    "s3://bucket/prefix with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_DEFAULT_REGION. "
+                    "EPHEMERAL_DISK=1 runs anyway, for a demo that loses everything at the daily restart."
+                )
+            if not self.database_url:
+                raise ValueError(
+                    "On Heroku the dyno's disk is wiped at every restart and no other dyno sees it: keep the facts "
+                    "in PostgreSQL. Attach it (heroku addons:create heroku-postgresql:essential-0 sets DATABASE_URL). "
+                    "EPHEMERAL_DISK=1 runs anyway, for a demo that loses everything at the daily restart."
+                )
+
+    def open_storage(self, url: str | None = None) -> Storage:
+        """The store of labelled drawings at `url` (default: this config's), the one way every process opens one.
+        Bucketeer's keys are for its own bucket only."""
+        url = url or self.storage_url
+        return open_storage(url, self.s3_endpoint_url, self.s3_credentials if url == self.storage_url else None)
 
     @property
     def database(self) -> str:
@@ -137,9 +198,19 @@ class Config:
     def from_env(cls) -> Config:
         env = os.environ
         defaults = cls()
+        storage_url, credentials = env.get("STORAGE_URL"), None
+        if not storage_url and env.get("BUCKETEER_BUCKET_NAME"):  # Heroku's Bucketeer add-on: its bucket, its keys
+            storage_url = f"s3://{env['BUCKETEER_BUCKET_NAME']}"
+            credentials = S3Credentials(
+                env.get("BUCKETEER_AWS_ACCESS_KEY_ID", ""),
+                env.get("BUCKETEER_AWS_SECRET_ACCESS_KEY", ""),
+                env.get("BUCKETEER_AWS_REGION") or None,
+            )
+        on_dyno = bool(env.get("DYNO"))
         return cls(
-            storage_url=env.get("STORAGE_URL") or defaults.storage_url,
+            storage_url=storage_url or defaults.storage_url,
             s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
+            s3_credentials=credentials,
             database_url=env.get("DATABASE_URL") or None,
             models_dir=Path(env.get("MODELS_DIR") or defaults.models_dir),
             admin_token=env.get("ADMIN_TOKEN") or None,
@@ -154,6 +225,9 @@ class Config:
             # Attaching Heroku's Key-Value Store sets REDIS_URL: a fleet then shares its limits unasked.
             rate_limit_storage=env.get("RATE_LIMIT_STORAGE")
             or (unverified_tls(env["REDIS_URL"]) if env.get("REDIS_URL") else defaults.rate_limit_storage),
-            trusted_proxies=int(env.get("TRUSTED_PROXIES") or (1 if env.get("DYNO") else 0)),
+            trusted_proxies=int(env.get("TRUSTED_PROXIES") or (1 if on_dyno else 0)),
             cors_origins=env.get("CORS_ORIGINS") or defaults.cors_origins,
+            cpu_threads=int(env.get("CPU_THREADS") or cpu_share(on_dyno, os.cpu_count() or 1, memory_limit())),
+            on_dyno=on_dyno,
+            ephemeral_disk=env.get("EPHEMERAL_DISK", "").strip().lower() in ("1", "true", "yes"),
         )

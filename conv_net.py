@@ -24,6 +24,17 @@ from numpy_cnn import INPUT_SHAPE, NUM_CLASSES, CNNConfig, state_from_bytes, sta
 tf.config.experimental.enable_op_determinism()
 
 
+def limit_threads(threads: int) -> None:
+    """Run TensorFlow's kernels on `threads` threads (config.cpu_threads: the dyno's share of the CPU, not the 8
+    CPUs a Standard dyno shows). Only before TensorFlow's first op; later calls (tests that open many learners in
+    one process) keep the count the first one set."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # TensorFlow runs already: its count was set by the first call, from the same config
+
+
 def build_model(config: CNNConfig) -> keras.Model:
     """Two conv blocks (two 3x3 convs and a 2x2 max-pool each), a dense layer, 10 logits."""
     small, large = config.conv_filters

@@ -39,7 +39,8 @@ COLUMNS = {name: name.replace(".", "_") for name in NAMES}  # "fnn.original" -> 
 LOG_CHANNEL = "digits_log"  # a server appended entry n (payload: JSON of the entry)
 SNAPSHOT_CHANNEL = "digits_snapshot"  # the learner published a snapshot, or says it is alive (payload: pointer)
 # Connections per process, shared by its threads: a gunicorn worker's 4 and, in the `all` role, the learner. With
-# one listening connection each, a learner and two web workers hold at most 18: Heroku's Essential plans allow 20.
+# one listening connection each, two web workers hold at most 12; the learner 5 (learner.LEARNER_POOL_SIZE, its
+# listener and its lease) and a standby 2: 19 within the 20 of Heroku's Essential plans.
 POOL_SIZE = 5
 CONNECT_TIMEOUT = 3  # seconds: a request never hangs on an absent database
 
@@ -100,7 +101,7 @@ def to_row(values: tuple) -> Row:
 class Database:
     """One pool of connections per process, shared by its threads. Every failure is a DatabaseError."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, pool_size: int = POOL_SIZE):
         self.url = normalise_url(url)
         scheme = urlparse(self.url).scheme
         if scheme not in ("sqlite", "postgresql"):
@@ -113,7 +114,7 @@ class Database:
             from psycopg_pool import ConnectionPool
 
             kwargs = {"connect_timeout": CONNECT_TIMEOUT, "autocommit": True}
-            self._pool = ConnectionPool(self.url, min_size=1, max_size=POOL_SIZE, kwargs=kwargs, open=False, timeout=5)
+            self._pool = ConnectionPool(self.url, min_size=1, max_size=pool_size, kwargs=kwargs, open=False, timeout=5)
             self._pool.open(wait=False)
         else:
             self.path = Path(urlparse(self.url).path)
@@ -391,20 +392,25 @@ def main() -> None:
     parser.add_argument("command", choices=["rebuild"])
     parser.parse_args()
     config = Config.from_env()
+    from lease import Lease
+
+    lease = Lease(config.database)
+    if not lease.try_acquire():  # a running learner would go on from facts that are no longer there
+        parser.exit(1, "error: a learner is running on this database: stop it first (heroku ps:scale worker=0 web=0)\n")
     database = Database(config.database)
     started = time.monotonic()
     database.clear()
     print(f"emptied {database!r} in {time.monotonic() - started:.2f} s; replaying the log of {config.storage_url}")
     from journal import Journal
     from learner import LogLearner
-    from storage import open_storage
 
-    learner = LogLearner.open(config, Journal(open_storage(config.storage_url, config.s3_endpoint_url)), database)
+    learner = LogLearner.open(config, Journal(config.open_storage()), database)
     seconds = time.monotonic() - started
     per_thousand = seconds / max(learner.version, 1) * 1000
     print(f"rebuilt {learner.version} entries in {seconds:.1f} s ({per_thousand:.1f} s per 1,000 entries)")
     learner.close()
     database.close()
+    lease.release()
 
 
 if __name__ == "__main__":

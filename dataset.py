@@ -35,7 +35,7 @@ from config import Config
 from functions import quantise, stored_digit
 from journal import CHECKPOINTS, DRAWING_KINDS, DRAWINGS, LOG, Entry, Journal, exclusion_changes
 from mnist import write_idx
-from storage import Storage, StorageError, open_storage
+from storage import Storage, StorageError
 
 IMAGES = "train-images-idx3-ubyte.gz"
 LABELS = "train-labels-idx1-ubyte.gz"
@@ -183,11 +183,11 @@ def main(argv: Iterable[str] | None = None) -> None:
 
     try:
         if args.command == "export":
-            n_samples = export(open_storage(args.storage, config.s3_endpoint_url), args.out)
+            n_samples = export(config.open_storage(args.storage), args.out)
             print(f"exported {n_samples} labelled drawings to {args.out}")
         else:
-            source = open_storage(args.source, config.s3_endpoint_url)
-            target = open_storage(args.target, config.s3_endpoint_url)
+            source = config.open_storage(args.source)
+            target = config.open_storage(args.target)
             copied = migrate(source, target)
             print(f"{args.target} holds the source's " + ", ".join(f"{n} {folder}" for folder, n in copied.items()))
     except (StorageError, MigrationError, ValueError) as error:

@@ -29,14 +29,15 @@ import numpy as np
 import scores
 import upgrade
 from config import Config
-from conv_net import CNN, JointPredictor
+from conv_net import CNN, JointPredictor, limit_threads
 from database import LOG_CHANNEL, Database, DatabaseError
 from functions import augment, quantise, stored_digit
 from journal import DRAWING_KINDS, Entry, Journal, exclusion_changes
+from lease import Lease
 from numpy_cnn import NumpyCNN, state_from_bytes, state_to_bytes
 from scores import NAMES, Figures, point
 from serving import SAFETY_NET_SECONDS, Server, Snapshot, originals_id, publish_snapshot, shipped_files, write_pointer
-from storage import StorageError, open_storage
+from storage import Storage, StorageError
 from two_layer_net import FNN
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,14 @@ KEEP_EVERY, KEPT = 50, 4
 # A learner with nothing to learn still tells servers it is alive this often (one small write).
 HEARTBEAT_SECONDS = 5.0
 MIN_INTERVAL = 0.1  # seconds: an interval of 0 (tests) must not spin
+# The `all` role's learner writes its snapshots to storage at most this often, for processes that follow it (a
+# web that replaces it, another web): the train that waits is answered from memory at once.
+STORAGE_PUBLISH_SECONDS = 2.0
+LEASE_POLL_SECONDS = 0.5  # how often a waiting learner asks for the lease (its takeover's delay)
+WAITING = "learner_waiting"  # meta key: when a `learn` process last said it waits for the lease
+WAITING_FRESH_SECONDS = 10.0
+SHUTDOWN_SECONDS = 20  # after SIGTERM, the learner exits by then whatever hangs (Heroku kills it at 30)
+LEARNER_POOL_SIZE = 3  # its loop, its checkpoint writer and a spare; 5 per web worker (database.POOL_SIZE)
 
 
 # --- online learning --------------------------------------------------------------------------------
@@ -192,6 +201,7 @@ class LogLearner:
         self.applied = 0  # entries this process applied since it booted (a fleet test counts them)
         self.booted_at = 0  # the version it booted at (checkpoint + replay)
         self.checked_at = 0.0  # wall time of its latest look at the log
+        self.checkpointed = 0  # the version of the last checkpoint this process wrote
         self._published: tuple[dict, list[dict]] = (Figures().summary([]), [])
         self._kept: deque[tuple[int, dict, dict]] = deque(maxlen=KEPT)  # (version, state.json's fields, models)
         self._lock = threading.RLock()
@@ -199,15 +209,27 @@ class LogLearner:
         self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
 
     @classmethod
-    def open(cls, config: Config, journal: Journal, db: Database) -> LogLearner:
-        """Load the shipped models once, restore the newest usable checkpoint, replay the rest of the log."""
+    def load(cls, config: Config, journal: Journal, db: Database) -> LogLearner:
+        """Load the shipped models once (TensorFlow, with its threads capped first): a learner ready to take
+        over, which has not looked at the database or the log yet (a standby waiting for the lease)."""
+        limit_threads(config.cpu_threads)
         fnn, cnn = FNN.load(config.models_dir / "fnn.npz"), CNN.load(config.models_dir / "cnn.npz")
-        learner = cls(config, journal, db, fnn, cnn, load_replay(config.models_dir / "replay.npz"))
-        with learner._lock:
-            learner._restore()
-        learner.catch_up()
-        learner.booted_at, learner.applied = learner.version, 0
+        return cls(config, journal, db, fnn, cnn, load_replay(config.models_dir / "replay.npz"))
+
+    @classmethod
+    def open(cls, config: Config, journal: Journal, db: Database) -> LogLearner:
+        """Load the shipped models, restore the newest usable checkpoint, replay the rest of the log."""
+        learner = cls.load(config, journal, db)
+        learner.take_over()
         return learner
+
+    def take_over(self) -> None:
+        """Start learning from what the database has recorded (at boot, or on taking the lease over from
+        another learner, which may have moved on meanwhile): the newest usable checkpoint, then the log."""
+        with self._lock:
+            self._restore()
+        self.catch_up()
+        self.booted_at, self.applied = self.version, 0
 
     @property
     def models(self) -> dict:
@@ -269,14 +291,20 @@ class LogLearner:
         idle: Callable[[], None] = lambda: None,
         gap: float = 0.0,
         notified: bool = False,
+        lease: Lease | None = None,
     ) -> None:
-        """Follow the log until `stop`: look every `interval` seconds (or at once when `wake` is set), apply
-        what is new and `publish` a snapshot after each batch, at least every PUBLISH_EVERY_SECONDS and at most
-        every `gap`; call `idle` after a look that found nothing. `notified`: entries are announced (`notice`),
-        so the log is probed only every SAFETY_NET_SECONDS, in case an announcement was lost."""
+        """Follow the log until `stop` (or until `lease` is lost): look every `interval` seconds (or at once when
+        `wake` is set), apply what is new and `publish` a snapshot after each batch, at least every
+        PUBLISH_EVERY_SECONDS and at most every `gap`; call `idle` after a look that found nothing. `notified`:
+        entries are announced (`notice`), so the log is probed only every SAFETY_NET_SECONDS, in case an
+        announcement was lost."""
         interval = max(interval, MIN_INTERVAL)
         last_publish, last_probe, unpublished = 0.0, 0.0, False
         while not stop.is_set():
+            if lease is not None and not lease.still_held():
+                if unpublished:
+                    publish(self.snapshot())
+                return
             try:
                 probe = not notified or time.monotonic() - last_probe >= SAFETY_NET_SECONDS
                 last_probe = time.monotonic() if probe else last_probe
@@ -505,6 +533,7 @@ class LogLearner:
     def _schedule_checkpoint(self) -> None:
         """Snapshot under the lock (milliseconds); serialise and write in the background."""
         version = self.version
+        self.checkpointed = version
         fnn = self.learner.fnn.copy()
         cnn_config, cnn_state = self.learner.cnn.config, self.learner.cnn.get_state()
         memory = self.learner.memory_bytes()
@@ -528,6 +557,14 @@ class LogLearner:
                 logger.warning("checkpoint %d not written: %s", version, error)
 
         self._checkpointer.submit(write)
+
+    def hand_over(self) -> None:
+        """Before this learner stops (SIGTERM, or yielding the lease): a checkpoint at the current version, written,
+        so the next learner starts exactly here instead of replaying from the last regular one."""
+        with self._lock:
+            if self.version > self.checkpointed:
+                self._schedule_checkpoint()
+        self.flush_checkpoints()
 
     def flush_checkpoints(self) -> None:
         """Wait for checkpoint writes in flight (tests and shutdown)."""
@@ -602,7 +639,7 @@ class LogLearner:
             self.learner.take_models(self.original)
             self.learner.memory.clear()
         number, state = restored or (0, {})
-        self.version = number
+        self.version = self.checkpointed = number
         self.excluded = set(state.get("excluded", []))
         self.unlearned = set(state.get("unlearned", self.excluded))
         self.handed = {n: handed for n, handed in self.handed.items() if n > number}
@@ -618,64 +655,193 @@ def save_point(tx, figures: Figures, number: int, window: list[dict]) -> None:
     tx.save_point(figures.history[-1])
 
 
+class Publisher:
+    """What a leading learner tells other processes: its snapshots, written to storage with the pointer that
+    announces them (at most every `gap` seconds; a newer one waits for the next call), and, when it is idle,
+    that it is alive (HEARTBEAT_SECONDS: servers tell a quiet learner from a dead one by that)."""
+
+    def __init__(self, storage: Storage, db: Database, learner: LogLearner, gap: float = 0.0):
+        self.storage, self.db, self.learner, self.gap = storage, db, learner, gap
+        self._pending: Snapshot | None = None
+        self._written = 0.0  # monotonic time of the last write (snapshot or heartbeat)
+
+    def publish(self, snapshot: Snapshot) -> None:
+        self._pending = snapshot
+        if time.monotonic() - self._written >= self.gap:
+            self.flush()
+
+    def idle(self) -> None:
+        if self._pending is not None and time.monotonic() - self._written >= self.gap:
+            self.flush()
+        elif time.monotonic() - self._written >= HEARTBEAT_SECONDS:
+            learner = self.learner
+            self._write(lambda: write_pointer(self.db, learner.version, learner.originals, learner.checked_at))
+
+    def flush(self) -> None:
+        """Write the pending snapshot now, if any."""
+        snapshot, self._pending = self._pending, None
+        if snapshot is not None:
+            self._write(lambda: publish_snapshot(self.storage, self.db, snapshot))
+
+    def _write(self, write: Callable[[], None]) -> None:
+        try:
+            write()
+        except (StorageError, DatabaseError) as error:
+            logger.warning("cannot publish: %s", error)
+        self._written = time.monotonic()
+
+
+def announce_waiting(db: Database) -> None:
+    """A `learn` process waiting for the lease says so: an `all` web that holds it hands it over (below)."""
+    try:
+        with db.transaction() as tx:
+            tx.set_meta(WAITING, time.time())
+    except DatabaseError as error:
+        logger.warning("cannot say this learner waits: %s", error)
+
+
+def learner_waiting(db: Database) -> bool:
+    """Whether a `learn` process has said it waits for the lease, lately."""
+    try:
+        said = db.value(WAITING)
+    except DatabaseError:
+        return False
+    return isinstance(said, (int, float)) and time.time() - said < WAITING_FRESH_SECONDS
+
+
 class InProcessLearner:
-    """The `all` role's learner: a LogLearner on a thread of the web process, handing snapshots to the
-    server in memory. Woken at once by the server's own appends; looks for other processes' entries
-    every `sync_interval`."""
+    """The `all` role's learner: a LogLearner on a thread of the web process, handing snapshots to the server
+    in memory (and to storage, every STORAGE_PUBLISH_SECONDS, for any other process that follows). Woken at once
+    by the server's own appends; looks for other processes' entries every `sync_interval`.
+
+    It learns only while it holds the lease, and only while no `learn` process wants it: the web is the learner
+    of last resort. If another learner holds the lease at boot (a worker dyno, or the web dyno this one
+    replaces, still shutting down), the server follows that learner's snapshots, and this one waits without
+    loading TensorFlow. If a `learn` process announces that it waits, this one hands the lease over."""
 
     def __init__(self, config: Config, journal: Journal, db: Database, server: Server):
-        self.learner = LogLearner.open(config, journal, db)
-        server.take(self.learner.snapshot())
+        self.config, self.journal, self.db, self.server = config, journal, db, server
+        self.lease = Lease(config.database)
+        self.learner: LogLearner | None = None
+        self.publisher: Publisher | None = None
         self._stop, self._wake = threading.Event(), threading.Event()
+        self._asked_at = 0.0
+        server.on_append = self._appended
+        if self.lease.try_acquire():
+            self._lead()  # at boot, before the first request: as if there were no lease
+        else:
+            logger.info("another learner holds the lease: serving its snapshots, waiting to take over")
+            server.follow_storage()
+        self._thread = threading.Thread(target=self._loop, name="learner", daemon=True)
+        self._thread.start()
 
-        def appended(number: int, entry: Entry, png: bytes | None) -> None:
+    def _appended(self, number: int, entry: Entry, png: bytes | None) -> None:
+        if self.learner is not None and self.lease.held:
             self.learner.notice(number, entry, png)
             self._wake.set()
 
-        server.on_append = appended
-        self._thread = threading.Thread(
-            target=self.learner.run,
-            args=(server.take, self._wake, self._stop, config.sync_interval),
-            kwargs={"idle": lambda: server.saw_learner(self.learner.checked_at)},
-            name="learner",
-            daemon=True,
-        )
-        self._thread.start()
+    def _lead(self) -> None:
+        if self.learner is None:
+            self.learner = LogLearner.open(self.config, self.journal, self.db)
+            self.publisher = Publisher(self.journal.storage, self.db, self.learner, STORAGE_PUBLISH_SECONDS)
+        else:
+            self.learner.take_over()
+        snapshot = self.learner.snapshot()
+        self.server.take(snapshot)
+        self.publisher.publish(snapshot)  # for processes that follow: they may hold an older one
+        logger.info("learning in this web process, from version %d", self.learner.version)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if not self.lease.held:
+                # A `learn` process that waits is first in line; this web asks only when none does.
+                while not self._stop.is_set() and (learner_waiting(self.db) or not self.lease.try_acquire()):
+                    self._stop.wait(LEASE_POLL_SECONDS)
+                if self._stop.is_set():
+                    return
+                try:
+                    self._lead()
+                except (StorageError, DatabaseError) as error:
+                    logger.warning("cannot take over yet: %s", error)
+                    self.lease.release()
+                    self._stop.wait(LEASE_POLL_SECONDS)
+                    continue
+            self.learner.run(self._publish, self._wake, self._stop, self.config.sync_interval, idle=self._idle,
+                             lease=self.lease)  # fmt: skip
+            self.publisher.flush()
+            if not self._stop.is_set():
+                self.server.follow_storage()  # lost or handed over the lease: follow whoever holds it now
+
+    def _publish(self, snapshot: Snapshot) -> None:
+        self.server.take(snapshot)
+        self.publisher.publish(snapshot)
+        self._yield_if_asked()
+
+    def _idle(self) -> None:
+        self.server.saw_learner(self.learner.checked_at)
+        self.publisher.idle()
+        self._yield_if_asked()
+
+    def _yield_if_asked(self) -> None:
+        """Hand the lease to a `learn` process that waits for it (one database read every few seconds)."""
+        if time.monotonic() - self._asked_at < HEARTBEAT_SECONDS:
+            return
+        self._asked_at = time.monotonic()
+        if learner_waiting(self.db):
+            logger.info("a learner process waits for the lease: handing it over at version %d", self.learner.version)
+            self.publisher.flush()
+            self.learner.hand_over()
+            self.lease.release()  # `run` sees it and returns; the server follows the new learner
 
     def flush_checkpoints(self) -> None:
-        self.learner.flush_checkpoints()
+        if self.learner is not None:
+            self.learner.flush_checkpoints()
 
-    def close(self) -> None:
+    def hand_over(self) -> None:
+        """The web process is stopping (gunicorn's worker_exit: SIGTERM): stop learning, leave a checkpoint."""
+        self._stop_thread()
+        if self.learner is not None and self.lease.held:
+            self.publisher.flush()
+            self.learner.hand_over()
+        self.lease.release()
+
+    def _stop_thread(self) -> None:
         self._stop.set()
         self._wake.set()
         self._thread.join()
-        self.learner.close()
-        self.learner.db.close()
+
+    def close(self) -> None:
+        """Idempotent (a test may end a process before its teardown does)."""
+        if self._stop.is_set() and not self._thread.is_alive() and self.learner is None:
+            return
+        self._stop_thread()
+        self.lease.release()
+        if self.learner is not None:
+            self.learner.close()
+            self.learner = None
+        self.db.close()
 
 
 def main() -> None:
-    """The `learn` role: follow the log on STORAGE_URL, publish snapshots for servers, until SIGTERM."""
+    """The `learn` role: take the learner's lease (waiting, models loaded, while another process holds it), then
+    follow the log on STORAGE_URL and publish snapshots for servers, until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = Config.from_env()
-    storage = open_storage(config.storage_url, config.s3_endpoint_url)
-    db = Database(config.database)
-    learner = LogLearner.open(config, Journal(storage), db)
+    storage = config.open_storage()
+    db = Database(config.database, pool_size=LEARNER_POOL_SIZE)
     stop, wake = threading.Event(), threading.Event()
-    for number in (signal.SIGTERM, signal.SIGINT):  # Heroku stops a dyno with SIGTERM
-        signal.signal(number, lambda *_: (stop.set(), wake.set()))
-    last_write = 0.0
 
-    def publish(snapshot: Snapshot) -> None:
-        nonlocal last_write
-        publish_snapshot(storage, db, snapshot)
-        last_write = time.monotonic()
+    def terminate(*_) -> None:
+        # Heroku stops a dyno with SIGTERM and kills it 30 s later: finish the step, hand over, exit well before.
+        stop.set()
+        wake.set()
+        signal.alarm(SHUTDOWN_SECONDS)  # a storage or database that hangs the hand-over cannot keep it alive
 
-    def heartbeat() -> None:
-        # Servers tell a quiet learner from a dead one by the age of its last look at the log.
-        nonlocal last_write
-        if time.monotonic() - last_write >= HEARTBEAT_SECONDS:
-            write_pointer(db, learner.version, learner.originals, learner.checked_at)
-            last_write = time.monotonic()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, terminate)
+    learner = LogLearner.load(config, Journal(storage), db)  # TensorFlow and the models: warm before the lease
+    publisher = Publisher(storage, db, learner)
+    lease = Lease(config.database)
 
     def heard(channel: str | None, payload: dict) -> None:
         # A server appended an entry (with the entry itself when it fits a notification), or the listener
@@ -684,12 +850,38 @@ def main() -> None:
             learner.notice(payload["number"], entry_of(payload.get("entry")))
         wake.set()
 
-    notified = db.listen((LOG_CHANNEL,), heard)
-    publish(learner.snapshot())
-    logger.info("learner at version %d (%s, %r)", learner.version, config.storage_url, db)
-    # Told of every entry, it still wakes for its heartbeat (a database write, no storage request).
-    interval = HEARTBEAT_SECONDS if notified else config.learn_interval
-    learner.run(publish, wake, stop, interval, idle=heartbeat, gap=PUBLISH_GAP_SECONDS, notified=notified)
+    notified = None
+    while not stop.is_set():
+        if not lease.try_acquire():
+            logger.info("another learner holds the lease: waiting as a standby")
+            announced = 0.0
+            while not stop.is_set() and not lease.try_acquire():
+                if time.monotonic() - announced >= WAITING_FRESH_SECONDS / 4:
+                    announce_waiting(db)
+                    announced = time.monotonic()
+                stop.wait(LEASE_POLL_SECONDS)
+            if stop.is_set():
+                break
+        try:
+            learner.take_over()
+        except (StorageError, DatabaseError) as error:
+            logger.warning("cannot take over yet: %s", error)
+            lease.release()
+            stop.wait(LEASE_POLL_SECONDS)
+            continue
+        if notified is None:
+            notified = db.listen((LOG_CHANNEL,), heard)
+        publisher.publish(learner.snapshot())
+        logger.info("learner at version %d (%s, %r)", learner.version, config.storage_url, db)
+        # Told of every entry, it still wakes for its heartbeat (a database write, no storage request).
+        interval = HEARTBEAT_SECONDS if notified else config.learn_interval
+        learner.run(publisher.publish, wake, stop, interval, idle=publisher.idle, gap=PUBLISH_GAP_SECONDS,
+                    notified=notified, lease=lease)  # fmt: skip
+    if lease.held:
+        publisher.flush()
+        learner.hand_over()
+        logger.info("stopped at version %d, checkpoint written", learner.version)
+    lease.release()
     learner.close()
     db.close()
 

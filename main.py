@@ -25,7 +25,7 @@ from functions import (
 from journal import Journal
 from security import install_security
 from serving import Server
-from storage import StorageError, open_storage
+from storage import StorageError
 
 MAX_STROKE_POINTS = 20_000
 
@@ -54,7 +54,7 @@ def open_service(config: Config) -> tuple[Server, object | None]:
     """The server, and in the `all` role the learner running beside it (the only import of TensorFlow)."""
     if config.role == "learn":
         raise ValueError("ROLE=learn is the learner process: run `python learner.py`, not the web app")
-    journal = Journal(open_storage(config.storage_url, config.s3_endpoint_url))
+    journal = Journal(config.open_storage())
     db = Database(config.database)  # one pool per process, shared by its threads (and its learner)
     server = Server(config, journal, db, config.models_dir)
     if config.role == "serve":
@@ -63,6 +63,13 @@ def open_service(config: Config) -> tuple[Server, object | None]:
     from learner import InProcessLearner
 
     return server, InProcessLearner(config, journal, db, server)
+
+
+def shut_down(app: Flask) -> None:
+    """The web process is stopping (gunicorn's worker_exit, after SIGTERM): an `all` learner hands over."""
+    if app.extensions.get("learner") is not None:
+        app.extensions["learner"].hand_over()
+    close_service(app)
 
 
 def close_service(app: Flask) -> None:

@@ -178,7 +178,10 @@ class Server:
         self._undo_key: bytes | None = None
 
     def follow_storage(self) -> None:
-        """The `serve` role: take the newest published snapshot now, then follow the learner's in the background."""
+        """The `serve` role (or an `all` web whose learner does not hold the lease): take the newest published
+        snapshot now, then follow the learner's in the background. Idempotent."""
+        if self._follower is not None:
+            return
         self.poll_snapshot()
         self.refresh_head()  # probes the log from the snapshot's version on, not from the start
         self.notified = self.db.listen((SNAPSHOT_CHANNEL, LOG_CHANNEL), self._heard)

@@ -148,18 +148,26 @@ class S3Storage:
     """A prefix in an S3 bucket: `create` is PutObject with IfNoneMatch="*", `list` is ListObjectsV2.
 
     One boto3 client per instance (the service opens one storage per process); boto3 clients are
-    thread-safe. Credentials come only from boto3's usual chain (AWS_ACCESS_KEY_ID, ... in the
-    environment). A missing key raises KeyError; anything else that goes wrong (unreachable, timeouts,
-    5xx after retries, no credentials, no such bucket, access denied) raises StorageError.
+    thread-safe. Credentials come from boto3's usual chain (AWS_ACCESS_KEY_ID, ... in the
+    environment) unless `credentials` (Bucketeer's) are given. A missing key raises KeyError; anything
+    else that goes wrong (unreachable, timeouts, 5xx after retries, no credentials, no such bucket,
+    access denied) raises StorageError.
     """
 
-    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None):
+    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None, credentials=None):
         if not bucket:
             raise ValueError("an S3 STORAGE_URL names a bucket: s3://bucket/prefix")
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self.endpoint_url = endpoint_url
-        self._client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=S3_CLIENT_CONFIG)
+        keys = {}
+        if credentials is not None:
+            keys = {
+                "aws_access_key_id": credentials.access_key_id,
+                "aws_secret_access_key": credentials.secret_access_key,
+                "region_name": credentials.region,
+            }
+        self._client = boto3.session.Session(**keys).client("s3", endpoint_url=endpoint_url, config=S3_CLIENT_CONFIG)
         self._paused_until = 0.0
         self._last_failure = ""
         self._state = threading.Lock()
@@ -269,14 +277,15 @@ def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def open_storage(url: str, endpoint_url: str | None = None) -> Storage:
+def open_storage(url: str, endpoint_url: str | None = None, credentials=None) -> Storage:
     """`/path`, `file:///path` -> LocalStorage; `s3://bucket/prefix` -> S3Storage.
 
-    `endpoint_url` points S3Storage at an S3-compatible server instead of AWS; LocalStorage ignores it.
+    `endpoint_url` points S3Storage at an S3-compatible server instead of AWS, and `credentials`
+    (config.S3Credentials) give it keys other than boto3's usual ones; LocalStorage ignores both.
     """
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         return LocalStorage(Path(parsed.path if parsed.scheme else url))
     if parsed.scheme == "s3":
-        return S3Storage(parsed.netloc, parsed.path, endpoint_url)
+        return S3Storage(parsed.netloc, parsed.path, endpoint_url, credentials)
     raise ValueError(f"unsupported STORAGE_URL scheme {parsed.scheme!r}")

@@ -89,7 +89,7 @@ def open_seconds(config: Config) -> tuple[float, int]:
     """LogLearner.open alone (modules already imported): checkpoint, replay, catch-up."""
     started = time.perf_counter()
     db = Database(config.database)
-    learner = LogLearner.open(config, Journal(open_storage(config.storage_url, config.s3_endpoint_url)), db)
+    learner = LogLearner.open(config, Journal(config.open_storage()), db)
     seconds = time.perf_counter() - started
     learner.close()
     db.close()

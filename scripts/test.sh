@@ -29,13 +29,14 @@ apt_install npm nodejs npm
 apt_install /usr/share/fonts/truetype/dejavu fonts-dejavu-core
 apt_install /usr/share/fonts/truetype/liberation fonts-liberation
 
-# Like venv.sh: `npm ci` only when node_modules is missing or package-lock.json changed since it last ran.
-if [ "$(cat node_modules/.installed-package-lock 2>/dev/null)" != "$(sha256sum <package-lock.json)" ]; then
-  echo "Installing npm packages into node_modules (package-lock.json changed)"
-  npm ci --no-audit --no-fund --loglevel=error
-  sha256sum <package-lock.json >node_modules/.installed-package-lock
+# Like venv.sh: `npm ci` only when tests/node_modules is missing or tests/package-lock.json changed since it
+# last ran. The manifest lives in tests/: a package.json at the root would make Heroku build a Node.js app.
+if [ "$(cat tests/node_modules/.installed-package-lock 2>/dev/null)" != "$(sha256sum <tests/package-lock.json)" ]; then
+  echo "Installing npm packages into tests/node_modules (tests/package-lock.json changed)"
+  (cd tests && npm ci --no-audit --no-fund --loglevel=error)
+  sha256sum <tests/package-lock.json >tests/node_modules/.installed-package-lock
 else
-  echo "npm packages in node_modules are up to date with package-lock.json"
+  echo "npm packages in tests/node_modules are up to date with tests/package-lock.json"
 fi
 python -m ruff check .
 python -m ruff format --check .

@@ -18,7 +18,8 @@ from werkzeug.serving import make_server
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
-NODE_MODULES = ROOT / "node_modules"
+# tests/package.json: at the root, it would make Heroku build a Node.js app
+NODE_MODULES = ROOT / "tests" / "node_modules"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -42,7 +43,7 @@ def npm_file(relative: str) -> Path:
     """A file of an npm package the tests use (package.json's devDependencies), installed by scripts/test.sh."""
     path = NODE_MODULES / relative
     if not path.is_file():
-        pytest.fail(f"{path} is missing: run `npm ci` in {ROOT} (scripts/test.sh does)")
+        pytest.fail(f"{path} is missing: run `npm ci` in {ROOT / 'tests'} (scripts/test.sh does)")
     return path
 
 

@@ -46,12 +46,17 @@ def request(url: str, body: dict | None = None, timeout: float = 30) -> tuple[in
 class Server:
     """The Procfile's command in its own process group, so that kill -9 takes every worker."""
 
-    def __init__(self, env: dict[str, str], gunicorn_args: str = "", kind: str = "web"):
+    def __init__(
+        self, env: dict[str, str], gunicorn_args: str = "", kind: str = "web", cwd: Path = ROOT, only: bool = False
+    ):
         """`gunicorn_args` go after the Procfile's own (the last of a repeated flag wins): `--workers 2`.
-        `kind="worker"` runs the Procfile's learner instead (no HTTP: only `kill` and `resident_mb` apply)."""
+        `kind="worker"` runs the Procfile's learner instead (no HTTP: only `kill` and `resident_mb` apply).
+        `cwd`: the project folder to run in (a dyno's own copy). `only`: the process sees `env` and PATH, HOME and
+        PORT alone, as a dyno sees its config vars, instead of this process's environment as well."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {**os.environ, "PORT": str(self.port), **env}
+        base = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/")} if only else os.environ
+        full_env = {**base, "PORT": str(self.port), **env}
         if "STORAGE_URL" in env and "DATABASE_URL" not in env:
             # The database this test's own apps use for that store (conftest's `backend`: SQLite or PostgreSQL).
             from config import Config
@@ -63,19 +68,23 @@ class Server:
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (the child writes it for its whole life)
         self.process = subprocess.Popen(
             ["bash", "-c", f"exec {procfile_command(kind)} {gunicorn_args}"],
-            cwd=ROOT,
+            cwd=cwd,
             env=full_env,
             start_new_session=True,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
 
+    def output(self) -> str:
+        """What the process has printed so far (read in place: the file's offset is the child's too)."""
+        fd = self.log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+
     def wait_healthy(self, timeout: float = 120) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                self.log.seek(0)
-                said = self.log.read().decode(errors="replace")[-3000:]
+                said = self.output()[-3000:]
                 raise AssertionError(f"server exited with {self.process.returncode}; its output ended:\n{said}")
             try:
                 return request(f"{self.url}/healthz", timeout=2)[1]

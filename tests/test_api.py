@@ -13,6 +13,7 @@ from drawings import blank_canvas, canvas_of, stroke_canvas, to_data_url
 from PIL import Image
 
 from config import Config
+from main import close_service
 
 ONE = to_data_url(stroke_canvas([(140, 40), (140, 240)]))
 
@@ -217,14 +218,17 @@ def test_restart_lands_on_the_same_models(store, mnist_test):
     first.extensions["learner"].flush_checkpoints()
     expected = client.post("/api/predict", json={"image": image}).get_json()
     assert list((store / "checkpoints").glob("*.zip"))  # version 2 checkpoint, then replay of 3
-    again = create_app(Config(storage_url=str(store), checkpoint_every=2)).test_client()
-    assert again.post("/api/predict", json={"image": image}).get_json() == expected
+    close_service(first)  # the process ends (and its learner's lease with it)
+    again = create_app(Config(storage_url=str(store), checkpoint_every=2))
+    assert again.test_client().post("/api/predict", json={"image": image}).get_json() == expected
+    close_service(again)
     scratch = create_app(Config(storage_url=str(store), checkpoint_every=1000))
+    assert scratch.test_client().get("/api/stats").get_json()["samples"]["total"] == 3
+    close_service(scratch)
     for key in (store / "checkpoints").glob("*.zip"):
         key.write_bytes(b"half-written")  # damaged checkpoints are skipped: full replay
     damaged = create_app(Config(storage_url=str(store))).test_client()
     assert damaged.post("/api/predict", json={"image": image}).get_json() == expected
-    assert scratch.test_client().get("/api/stats").get_json()["samples"]["total"] == 3
 
 
 def test_two_apps_on_one_folder_converge(store, mnist_test):
@@ -243,8 +247,9 @@ def test_two_apps_on_one_folder_converge(store, mnist_test):
 
 
 def test_admin_reset(store, mnist_test):
-    closed = create_app(Config(storage_url=str(store))).test_client()
-    assert closed.post("/api/admin/reset").status_code == 403
+    closed = create_app(Config(storage_url=str(store)))
+    assert closed.test_client().post("/api/admin/reset").status_code == 403
+    close_service(closed)
     app = create_app(Config(storage_url=str(store), admin_token="s3cret", sync_interval=0))
     client = app.test_client()
     image = seven(mnist_test)
@@ -275,6 +280,7 @@ def test_rollback_to_an_earlier_version(store, mnist_test):
         "model_version": 5
     }
     assert client.post("/api/predict", json={"image": image}).get_json()["predictions"] == at_one
+    close_service(app)  # a restart replays the log, rollback included
     other = create_app(Config(storage_url=str(store), checkpoint_every=10_000)).test_client()
     assert other.post("/api/predict", json={"image": image}).get_json()["predictions"] == at_one
 

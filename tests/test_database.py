@@ -19,6 +19,7 @@ from server import Server, request
 import learner as learner_module
 from config import Config
 from database import Database
+from main import close_service
 from scores import NAMES, Score
 from serving import Snapshot
 
@@ -264,11 +265,18 @@ def test_a_lost_database_is_rebuilt_from_the_store_by_one_command(store, backend
     before = (db.drawings(list(range(1, 10))), db.history(), db.meta()["figures"], db.meta()["version"])
     url = Config(storage_url=str(store)).database
     env = {**os.environ, "STORAGE_URL": str(store), "DATABASE_URL": url, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    refused = subprocess.run([sys.executable, "-m", "database", "rebuild"], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=300)  # fmt: skip
+    assert refused.returncode == 1 and "a learner is running" in refused.stderr  # the app's learner holds the lease
+    assert db.meta()["version"] == 8  # and nothing was emptied
+    close_service(app)
+    db = Database(url)
     done = subprocess.run([sys.executable, "-m", "database", "rebuild"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "rebuilt 8 entries" in done.stdout
     assert (db.drawings(list(range(1, 10))), db.history(), db.meta()["figures"], db.meta()["version"]) == before
+    db.close()
 
 
 def test_a_rebuild_from_a_state_kept_in_memory_equals_a_replay(tmp_path, monkeypatch):

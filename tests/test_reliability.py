@@ -28,6 +28,7 @@ from PIL import Image
 from server import Server, train_until_killed
 
 from config import Config
+from main import close_service
 
 LEAKS = re.compile(r"Traceback|File \"|/work/|/tmp/|/root/|site-packages|\.py\b")
 DRAWINGS = [
@@ -241,17 +242,19 @@ def test_read_only_store_is_a_503_even_after_a_restart(small_disk):
     store = small_disk / "store"
     facts = f"sqlite:///{small_disk.parent / 'facts.sqlite3'}"  # the store's disk turns read-only, not the database's
     config = Config(storage_url=str(store), database_url=facts, sync_interval=0, rate_limits="off")
-    client = create_app(config).test_client()
+    app = create_app(config)
+    client = app.test_client()
     assert client.post("/api/train", json={"image": ONE, "label": 1}).status_code == 200
     remount(small_disk, "ro")
     try:
         assert_storage_503(client, store)
+        close_service(app)
         rebooted = create_app(config)  # a restart on a read-only store still serves predictions
         assert rebooted.extensions["digits"].version == 1
         assert_storage_503(rebooted.test_client(), store)
     finally:
         remount(small_disk, "rw")
-    assert client.post("/api/train", json={"image": ONE, "label": 1}).get_json()["model_version"] == 2
+    assert rebooted.test_client().post("/api/train", json={"image": ONE, "label": 1}).get_json()["model_version"] == 2
 
 
 # --- damaged files --------------------------------------------------------------------------------------
@@ -284,6 +287,7 @@ def test_damaged_checkpoints_and_entries_are_skipped_never_fatal(store):
     (store / "log" / "0000000008.json").write_bytes(b"")  # empty entry
     (store / "log" / "notes.txt").write_text("an operator's file")
     (store / ".incoming" / "0123abcd").write_bytes(b"left by a crash mid-write")
+    close_service(app)
     rebooted = create_app(config)
     service = rebooted.extensions["digits"]
     assert service.version == 8  # damaged entries count, as no-ops, so that every process numbers alike

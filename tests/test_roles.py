@@ -19,6 +19,7 @@ from s3server import CREDENTIALS
 from server import Server, request
 
 from config import Config
+from main import close_service
 from serving import SNAPSHOT_KEY, STALLED_AFTER_SECONDS, Snapshot, publish_snapshot
 
 ONE = to_data_url(stroke_canvas([(140, 40), (140, 240)]))
@@ -140,6 +141,7 @@ def test_the_all_role_answers_as_a_serve_process_following_a_learner(tmp_path):
     for image, label in ((ONE, 1), (SEVEN, 7), (ONE, 1)):
         assert client.post("/api/train", json={"image": image, "label": label}).status_code == 200
     expected = [client.post("/api/predict", json={"image": image}).get_json() for image in (ONE, SEVEN)]
+    close_service(both)  # its learner's lease goes with it: the worker below takes over
     learner = Server({"STORAGE_URL": str(store), "LEARN_INTERVAL": "0.05"}, kind="worker")
     try:
         serve = create_app(Config(storage_url=str(store), role="serve", sync_interval=0.05)).test_client()

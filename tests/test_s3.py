@@ -15,6 +15,7 @@ from s3server import CREDENTIALS, Proxy
 from server import Server, free_port, request
 
 from config import Config
+from main import close_service
 from storage import S3Storage, StorageError, open_storage
 
 ONE = to_data_url(stroke_canvas([(140, 40), (140, 240)]))
@@ -151,7 +152,7 @@ def test_boot_survives_an_old_apps_bucket_and_a_damaged_checkpoint(moto, bucket)
     assert "checkpoints/0000000002.zip" in moto.keys(bucket)
     whole = s3.get_object(Bucket=bucket, Key="checkpoints/0000000002.zip")["Body"].read()
     s3.put_object(Bucket=bucket, Key="checkpoints/0000000002.zip", Body=whole[: len(whole) // 2])
-
+    close_service(app)
     rebooted = create_app(config).test_client()
     assert rebooted.post("/api/predict", json={"image": SEVEN}).get_json() == expected
     assert rebooted.get("/api/stats").get_json()["samples"]["total"] == 3

@@ -73,6 +73,7 @@ def test_environment_names_the_proxies_limits_and_origins(monkeypatch):
     config = Config.from_env()
     assert config.trusted_proxies == 0 and config.rate_limits == DEFAULT_RATE_LIMITS and config.cors_origins == "*"
     monkeypatch.setenv("DYNO", "web.1")  # Heroku: one router in front
+    monkeypatch.setenv("EPHEMERAL_DISK", "1")  # (a dyno refuses its own disk otherwise: test_heroku)
     assert Config.from_env().trusted_proxies == 1
     monkeypatch.setenv("TRUSTED_PROXIES", "2")
     monkeypatch.setenv("RATE_LIMITS", "off")
