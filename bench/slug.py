@@ -13,7 +13,8 @@ Steps, in the buildpack's order:
 6. the slug: `tar czf` of the folder (gzip's default level, as Heroku's builder). Heroku's limit is 500 MB
    compressed (a warning above 300 MB); the goal here is <= 400 MB.
 
-`--reuse` keeps step 2's install from a previous run (pip's download cache makes a fresh one ~2-4 minutes).
+`--reuse` keeps step 2's install from a previous run (pip's download cache makes a fresh one ~2-4 minutes); the
+"before post_compile" figure is then that of an install already stripped.
 """
 
 from __future__ import annotations
@@ -145,11 +146,12 @@ def main() -> None:
     subprocess.run([python, "-m", "compileall", "-q", "-j", "0", str(python_home / "lib"), str(app)],
                    check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     site = python_home / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-    before = megabytes(site)
+    before, before_compressed = megabytes(site), compressed_megabytes(app, ".")
     env = {**os.environ, "PATH": f"{python_home / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     if (app / "bin" / "post_compile").exists():
         subprocess.run(["bash", "bin/post_compile"], cwd=app, env=env, check=True)
-    print(f"bin/post_compile: site-packages {before:,.0f} MB -> {megabytes(site):,.0f} MB")
+    print(f"bin/post_compile: site-packages {before:,.0f} MB -> {megabytes(site):,.0f} MB; "
+          f"the slug before it: {before_compressed:,.1f} MB compressed")  # fmt: skip
     smoke = subprocess.run([python, "-c", SMOKE], cwd=app, env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"},
                            capture_output=True, text=True, check=False)  # fmt: skip
     print("smoke check:", smoke.stdout.strip().replace("\n", "; "))
