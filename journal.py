@@ -25,6 +25,9 @@ from storage import Storage
 LOG = "log/"
 DRAWINGS = "drawings/"
 CHECKPOINTS = "checkpoints/"
+# While a standby learner waits, the leader overwrites this one every KEEP_EVERY entries (learner.py): a crash then
+# costs the standby at most that many entries of replay, and the bucket does not grow. Not a numbered checkpoint.
+STANDBY_CHECKPOINT = "standby/checkpoint.zip"
 STORE_ID = "meta/store-id"
 KINDS = ("train", "collect", "reset", "rollback", "exclude", "restore")
 DRAWING_KINDS = ("train", "collect")
@@ -37,6 +40,14 @@ def entry_key(number: int) -> str:
 
 def checkpoint_key(number: int) -> str:
     return f"{CHECKPOINTS}{number:010d}.zip"
+
+
+def zip_files(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
 
 
 def number_of(key: str) -> int | None:
@@ -152,11 +163,20 @@ class Journal:
 
     def write_checkpoint(self, number: int, files: dict[str, bytes]) -> bool:
         """Store a checkpoint (a zip of named files) for entries 1..number; False if one exists."""
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-            for name, data in files.items():
-                archive.writestr(name, data)
-        return self.storage.create(checkpoint_key(number), buffer.getvalue())
+        return self.storage.create(checkpoint_key(number), zip_files(files))
+
+    def write_standby_checkpoint(self, files: dict[str, bytes]) -> None:
+        """Overwrite the one standby checkpoint (STANDBY_CHECKPOINT: a fixed size, whatever the log's length)."""
+        self.storage.put(STANDBY_CHECKPOINT, zip_files(files))
+
+    def read_standby_checkpoint(self) -> dict[str, bytes]:
+        """Its files; KeyError if there is none, ValueError if it is damaged."""
+        data = self.storage.get(STANDBY_CHECKPOINT)
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                return {name: archive.read(name) for name in archive.namelist()}
+        except (zipfile.BadZipFile, OSError) as error:
+            raise ValueError(f"the standby checkpoint is unreadable: {error}") from None
 
     def checkpoints(self) -> list[int]:
         """Checkpoint numbers, newest first."""

@@ -202,11 +202,14 @@ class LogLearner:
         self.booted_at = 0  # the version it booted at (checkpoint + replay)
         self.checked_at = 0.0  # wall time of its latest look at the log
         self.checkpointed = 0  # the version of the last checkpoint this process wrote
+        # Whether a standby learner waits for the lease (then a standby checkpoint every KEEP_EVERY entries).
+        self.standby_waits: Callable[[], bool] = lambda: False
         self._published: tuple[dict, list[dict]] = (Figures().summary([]), [])
         self._kept: deque[tuple[int, dict, dict]] = deque(maxlen=KEPT)  # (version, state.json's fields, models)
         self._lock = threading.RLock()
         self._cnns = JointPredictor([cnn, self.learner.cnn])  # both CNNs' scores before a step, in one call
         self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
+        self.closed = False
 
     @classmethod
     def load(cls, config: Config, journal: Journal, db: Database) -> LogLearner:
@@ -351,6 +354,8 @@ class LogLearner:
             self._schedule_checkpoint()
         elif number % KEEP_EVERY == 0:
             self._keep()
+            if self.standby_waits():
+                self._schedule_checkpoint(standby=True)
 
     def _keep(self) -> None:
         """A checkpoint in memory only (the same state a replay to this version makes; a cache like the others)."""
@@ -530,10 +535,12 @@ class LogLearner:
 
     # --- checkpoints ---
 
-    def _schedule_checkpoint(self) -> None:
-        """Snapshot under the lock (milliseconds); serialise and write in the background."""
+    def _schedule_checkpoint(self, standby: bool = False) -> None:
+        """Snapshot under the lock (milliseconds); serialise and write in the background. `standby`: overwrite the
+        standby checkpoint instead of adding a numbered one."""
         version = self.version
-        self.checkpointed = version
+        if not standby:
+            self.checkpointed = version
         fnn = self.learner.fnn.copy()
         cnn_config, cnn_state = self.learner.cnn.config, self.learner.cnn.get_state()
         memory = self.learner.memory_bytes()
@@ -552,7 +559,10 @@ class LogLearner:
                 "state.json": json.dumps(state).encode(),
             }
             try:
-                self.journal.write_checkpoint(version, files)
+                if standby:
+                    self.journal.write_standby_checkpoint(files)
+                else:
+                    self.journal.write_checkpoint(version, files)
             except StorageError as error:
                 logger.warning("checkpoint %d not written: %s", version, error)
 
@@ -571,6 +581,10 @@ class LogLearner:
         self._checkpointer.submit(lambda: None).result()
 
     def close(self) -> None:
+        """Idempotent: write what is in flight, then stop the checkpoint writer."""
+        if self.closed:
+            return
+        self.closed = True
         self.flush_checkpoints()
         self._checkpointer.shutdown()
 
@@ -614,6 +628,24 @@ class LogLearner:
         learner.memory.extend(models["memory"])
         return number, {**state, "version": number}
 
+    def _load_standby_checkpoint(self) -> tuple[int, dict] | None:
+        """The standby checkpoint, if it is newer than every numbered one and usable: (version, state) loaded into
+        the learner, or None with nothing changed."""
+        try:
+            files = self.journal.read_standby_checkpoint()
+            state = json.loads(files["state.json"])
+            number = state["version"]
+            newest = next((n for n in self.journal.checkpoints() if n <= self.db_version), 0)
+            if state["fingerprint"] != self.fingerprint or not newest < number <= self.db_version:
+                return None
+            self.learner.load(files)
+        except KeyError:
+            return None  # there is none (and a damaged one is passed over, like a numbered one)
+        except DAMAGED as error:
+            logger.warning("skipping the standby checkpoint: %s", error)
+            return None
+        return number, state
+
     def _restore(self) -> None:
         """Start from what the database has recorded and the newest usable checkpoint at or before it; the
         entries between them are replayed without recording them again. A database of another store or of other
@@ -634,7 +666,7 @@ class LogLearner:
             meta = self.db.meta()
         self.db_version = meta.get("version", 0)
         self.figures = Figures.from_json(meta.get("figures"), self.db.history())
-        restored = self._load_checkpoint(self.learner, max_version=self.db_version)
+        restored = self._load_standby_checkpoint() or self._load_checkpoint(self.learner, max_version=self.db_version)
         if restored is None:
             self.learner.take_models(self.original)
             self.learner.memory.clear()
@@ -840,6 +872,7 @@ def main() -> None:
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, terminate)
     learner = LogLearner.load(config, Journal(storage), db)  # TensorFlow and the models: warm before the lease
+    learner.standby_waits = lambda: learner_waiting(db)  # one database read every KEEP_EVERY entries
     publisher = Publisher(storage, db, learner)
     lease = Lease(config.database)
 

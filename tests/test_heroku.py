@@ -157,6 +157,30 @@ def test_an_all_web_hands_the_lease_to_a_worker(backend, tmp_path):
         worker.kill(signal.SIGTERM)
 
 
+def test_a_waiting_standby_gets_a_standby_checkpoint_and_starts_from_it(tmp_path, monkeypatch, caplog):
+    """While a standby waits, the leader overwrites one checkpoint every KEEP_EVERY entries, so that a crash costs
+    the standby little replay; the one who takes over starts from it and lands on the leader's weights."""
+    import learner as learner_module
+
+    monkeypatch.setattr(learner_module, "KEEP_EVERY", 2)
+    store = tmp_path / "store"
+    app = create_app(Config(storage_url=str(store), sync_interval=0, checkpoint_every=1000))
+    app.extensions["learner"].learner.standby_waits = lambda: True
+    client = app.test_client()
+    for image, label in DRAWINGS + DRAWINGS[:2]:  # entries 1..5: standby checkpoints at 2, then 4 over it
+        assert client.post("/api/train", json={"image": image, "label": label}).status_code == 200
+    expected = client.post("/api/predict", json={"image": DRAWINGS[1][0]}).get_json()
+    app.extensions["learner"].flush_checkpoints()
+    assert [p.name for p in (store / "standby").iterdir()] == ["checkpoint.zip"]
+    assert not (store / "checkpoints").exists()  # the bucket does not grow: one object, overwritten
+    app.extensions["learner"]._stop_thread()  # a crash: no hand-over checkpoint, and the lease is free
+    app.extensions["learner"].lease.release()
+    with caplog.at_level("INFO", logger="learner"):
+        taken = create_app(Config(storage_url=str(store), sync_interval=0, checkpoint_every=1000))
+    assert "restored checkpoint 4" in caplog.text  # then replayed entry 5 alone
+    assert taken.test_client().post("/api/predict", json={"image": DRAWINGS[1][0]}).get_json() == expected
+
+
 # --- a Heroku-like run ---------------------------------------------------------------------------------------
 
 
