@@ -181,6 +181,17 @@ def test_a_waiting_standby_gets_a_standby_checkpoint_and_starts_from_it(tmp_path
     assert taken.test_client().post("/api/predict", json={"image": DRAWINGS[1][0]}).get_json() == expected
 
 
+def test_an_all_web_hands_over_on_sigterm(tmp_path):
+    """The one-dyno topology's restart: gunicorn's worker_exit writes a checkpoint at the web learner's version."""
+    store = tmp_path / "store"
+    web = Server({"STORAGE_URL": str(store), "RATE_LIMITS": "off"})
+    web.wait_healthy()
+    for image, label in DRAWINGS:
+        assert request(f"{web.url}/api/train", {"image": image, "label": label})[1]["model_version"] >= 1
+    assert stop_with_sigterm(web) < 25
+    assert [p.name for p in (store / "checkpoints").iterdir()] == ["0000000003.zip"]
+
+
 # --- a Heroku-like run ---------------------------------------------------------------------------------------
 
 
