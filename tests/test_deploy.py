@@ -42,12 +42,11 @@ def test_two_workers_on_one_folder_agree(tmp_path):
             status, body = request(f"{server.url}/api/train", {"image": image, "label": label})
             assert status == 200, body
         # One worker holds the learner's lease; the other follows the snapshots it publishes (within seconds).
-        deadline = time.monotonic() + 15
-        while True:
-            predictions = [request(f"{server.url}/api/predict", {"image": DRAWINGS[1][0]})[1] for _ in range(12)]
-            if {p["model_version"] for p in predictions} == {6} or time.monotonic() > deadline:
-                break
+        deadline = time.monotonic() + 15  # (/healthz: predictions are rate-limited, 60 a minute by default)
+        while {request(f"{server.url}/healthz")[1]["model_version"] for _ in range(12)} != {6}:
+            assert time.monotonic() < deadline, "the follower never caught up"
             time.sleep(0.2)
+        predictions = [request(f"{server.url}/api/predict", {"image": DRAWINGS[1][0]})[1] for _ in range(12)]
         assert {p["model_version"] for p in predictions} == {6}
         assert all(p == predictions[0] for p in predictions)  # both workers hold the same weights
     finally:
