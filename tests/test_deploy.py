@@ -35,18 +35,21 @@ def test_python_versions_agree_and_requirements_pin_tensorflow_cpu():
 
 def test_two_workers_on_one_folder_agree(tmp_path):
     # The Procfile runs one worker per dyno; two on one folder stand for two dynos on one bucket.
-    server = Server({"STORAGE_URL": str(tmp_path / "store"), "SYNC_INTERVAL": "0.2"}, "--workers 2")
+    env = {"STORAGE_URL": str(tmp_path / "store"), "SYNC_INTERVAL": "0.2", "RATE_LIMITS": "off"}
+    server = Server(env, "--workers 2")
     try:
         assert server.wait_healthy()["model_version"] == 0
         for image, label in DRAWINGS * 2:
             status, body = request(f"{server.url}/api/train", {"image": image, "label": label})
             assert status == 200, body
         # One worker holds the learner's lease; the other follows the snapshots it publishes (within seconds).
-        deadline = time.monotonic() + 15  # (/healthz: predictions are rate-limited, 60 a minute by default)
-        while {request(f"{server.url}/healthz")[1]["model_version"] for _ in range(12)} != {6}:
-            assert time.monotonic() < deadline, "the follower never caught up"
+        # (Which worker answers is the kernel's choice: ask until 24 answers in a row come from version 6.)
+        deadline = time.monotonic() + 20
+        while True:
+            predictions = [request(f"{server.url}/api/predict", {"image": DRAWINGS[1][0]})[1] for _ in range(24)]
+            if {p["model_version"] for p in predictions} == {6} or time.monotonic() > deadline:
+                break
             time.sleep(0.2)
-        predictions = [request(f"{server.url}/api/predict", {"image": DRAWINGS[1][0]})[1] for _ in range(12)]
         assert {p["model_version"] for p in predictions} == {6}
         assert all(p == predictions[0] for p in predictions)  # both workers hold the same weights
     finally:
