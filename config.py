@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from limits import parse_many
 
-from storage import Storage, open_storage
+if TYPE_CHECKING:
+    from storage import Storage
 
 ROOT = Path(__file__).resolve().parent
 # Per client address. A person clicks "predict" and labels a drawing every few seconds at most;
@@ -170,8 +172,10 @@ class Config:
     def open_storage(self, url: str | None = None) -> Storage:
         """The store of labelled drawings at `url` (default: this config's), the one way every process opens one.
         Bucketeer's keys are for its own bucket only."""
+        import storage  # at call time: boto3 is 12 MB of a gunicorn master that never opens a store
+
         url = url or self.storage_url
-        return open_storage(url, self.s3_endpoint_url, self.s3_credentials if url == self.storage_url else None)
+        return storage.open_storage(url, self.s3_endpoint_url, self.s3_credentials if url == self.storage_url else None)
 
     @property
     def database(self) -> str:

@@ -589,7 +589,11 @@ class LogLearner:
         self._checkpointer.shutdown()
 
     def _load_checkpoint(
-        self, learner: Learner, max_version: int | None = None, same_unlearned: bool = False
+        self,
+        learner: Learner,
+        max_version: int | None = None,
+        same_unlearned: bool = False,
+        numbers: list[int] | None = None,
     ) -> tuple[int, dict] | None:
         """Load the newest readable checkpoint made from these originals (at most `max_version`) into
         `learner`; (its version, its state), or None with `learner` untouched. Damaged or foreign ones are skipped.
@@ -597,13 +601,13 @@ class LogLearner:
         With `same_unlearned` (a rebuild or a rollback under the current exclusions), a checkpoint counts only if
         the drawings it left out of the models are exactly the ones left out now among its entries: a checkpoint
         taken before a later exclusion of one of its drawings reflects that drawing, and is passed over. The states
-        kept in memory (`_keep`) count as checkpoints too."""
+        kept in memory (`_keep`) count as checkpoints too. `numbers` is the journal's listing, if already made."""
         kept = [(n, state, models) for n, state, models in self._kept if max_version is None or n <= max_version]
         kept = [
             k for k in kept if not same_unlearned or set(k[1]["unlearned"]) == {u for u in self.unlearned if u <= k[0]}
         ]
         best_kept = kept[-1] if kept else None
-        for number in self.journal.checkpoints():
+        for number in self.journal.checkpoints() if numbers is None else numbers:
             if best_kept is not None and number < best_kept[0]:
                 break
             if max_version is not None and number > max_version:
@@ -628,14 +632,14 @@ class LogLearner:
         learner.memory.extend(models["memory"])
         return number, {**state, "version": number}
 
-    def _load_standby_checkpoint(self) -> tuple[int, dict] | None:
-        """The standby checkpoint, if it is newer than every numbered one and usable: (version, state) loaded into
-        the learner, or None with nothing changed."""
+    def _load_standby_checkpoint(self, numbers: list[int]) -> tuple[int, dict] | None:
+        """The standby checkpoint, if it is newer than every numbered one (`numbers`, newest first) and usable:
+        (version, state) loaded into the learner, or None with nothing changed."""
         try:
             files = self.journal.read_standby_checkpoint()
             state = json.loads(files["state.json"])
             number = state["version"]
-            newest = next((n for n in self.journal.checkpoints() if n <= self.db_version), 0)
+            newest = next((n for n in numbers if n <= self.db_version), 0)
             if state["fingerprint"] != self.fingerprint or not newest < number <= self.db_version:
                 return None
             self.learner.load(files)
@@ -666,7 +670,10 @@ class LogLearner:
             meta = self.db.meta()
         self.db_version = meta.get("version", 0)
         self.figures = Figures.from_json(meta.get("figures"), self.db.history())
-        restored = self._load_standby_checkpoint() or self._load_checkpoint(self.learner, max_version=self.db_version)
+        numbers = self.journal.checkpoints()  # one listing for both kinds of checkpoint
+        restored = self._load_standby_checkpoint(numbers) or self._load_checkpoint(
+            self.learner, max_version=self.db_version, numbers=numbers
+        )
         if restored is None:
             self.learner.take_models(self.original)
             self.learner.memory.clear()

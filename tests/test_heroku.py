@@ -20,6 +20,7 @@ from conftest import ROOT, create_app
 from drawings import stroke_canvas, to_data_url
 from server import Server, request
 
+from bench.slug import copy_app
 from config import Config, cpu_share
 from lease import Lease
 
@@ -196,15 +197,10 @@ def test_an_all_web_hands_over_on_sigterm(tmp_path):
 
 
 def dyno_folder(parent: Path, name: str) -> Path:
-    """A copy of the project as a dyno has it (what git pushed, less the tests): its disk, shared with no one."""
+    """A copy of the project as a dyno has it (the slug's app: what git pushes, less .slugignore's): its disk,
+    shared with no one."""
     folder = parent / name
-    listing = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
-    for relative in filter(None, subprocess.run(listing, cwd=ROOT, capture_output=True, check=True).stdout.decode()
-                           .split("\0")):  # fmt: skip
-        if relative.startswith(("tests/", "bench/")) or not (ROOT / relative).is_file():
-            continue
-        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / relative, folder / relative)
+    copy_app(folder)
     return folder
 
 
