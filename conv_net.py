@@ -36,24 +36,41 @@ def limit_threads(threads: int) -> None:
 
 
 def build_model(config: CNNConfig) -> keras.Model:
-    """Two conv blocks (two 3x3 convs and a 2x2 max-pool each), a dense layer, 10 logits."""
-    small, large = config.conv_filters
+    """The learner's CNN: (n, 28, 28, 1) digits in, 10 logits out."""
+    return keras.Sequential([keras.Input(shape=INPUT_SHAPE), *layers(config)])
+
+
+def build_export_model(config: CNNConfig) -> keras.Model:
+    """The model /api/models/export ships (model_export.py): the same layers, so the same weights, taking the
+    service's (n, 28, 28) digits and answering probabilities."""
     return keras.Sequential(
         [
-            keras.Input(shape=INPUT_SHAPE),
-            keras.layers.Conv2D(small, 3, activation="relu"),
-            keras.layers.Conv2D(small, 3, activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(large, 3, activation="relu"),
-            keras.layers.Conv2D(large, 3, activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dropout(config.dropout),
-            keras.layers.Dense(config.dense_units, activation="relu"),
-            keras.layers.Dropout(config.dropout),
-            keras.layers.Dense(NUM_CLASSES),
-        ]
+            keras.Input(shape=INPUT_SHAPE[:2]),
+            keras.layers.Reshape(INPUT_SHAPE),
+            *layers(config),
+            keras.layers.Softmax(),
+        ],
+        name="digits_cnn",
     )
+
+
+def layers(config: CNNConfig) -> list[keras.layers.Layer]:
+    """Two conv blocks (two 3x3 convs and a 2x2 max-pool each), a dense layer, 10 logits: Keras's weight order
+    (kernel, bias per layer) is what numpy_cnn mirrors."""
+    small, large = config.conv_filters
+    return [
+        keras.layers.Conv2D(small, 3, activation="relu"),
+        keras.layers.Conv2D(small, 3, activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(large, 3, activation="relu"),
+        keras.layers.Conv2D(large, 3, activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(),
+        keras.layers.Dropout(config.dropout),
+        keras.layers.Dense(config.dense_units, activation="relu"),
+        keras.layers.Dropout(config.dropout),
+        keras.layers.Dense(NUM_CLASSES),
+    ]
 
 
 IMAGES = tf.TensorSpec([None, 28, 28], tf.float32)

@@ -4,6 +4,7 @@ this holds what is derived from it, so a lost database is rebuilt from the log (
 
     drawings   one row per drawing entry: kind, label, source, time, whether it is excluded, whether the
                retrained models unlearned it, and what each of the four models said of it before learning it
+               (indexed for the review queue and for the drawings original and retrained answered differently)
     counts     scored drawings per (excluded, label, source): the review queue's totals without a count(*)
     history    the recent accuracy at some versions (at most 2 x scores.HISTORY_POINTS rows)
     meta       the learner's version and fingerprint, the figures (a few hundred bytes, scores.Figures) and the
@@ -31,11 +32,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+from functions import MODELS
 from scores import NAMES, disagreeing, rank
 
 logger = logging.getLogger(__name__)
 
 COLUMNS = {name: name.replace(".", "_") for name in NAMES}  # "fnn.original" -> fnn_original
+# Drawings on which an original and its retrained model answered differently, before learning them (the models
+# page's gallery): a partial index holds just those, newest found first, so the query reads a dozen rows.
+DIFFERS = "scored = 1 AND is_excluded = 0 AND ({})".format(
+    " OR ".join(f"d_{m}_original <> d_{m}_retrained" for m in MODELS)
+)
 LOG_CHANNEL = "digits_log"  # a server appended entry n (payload: JSON of the entry)
 SNAPSHOT_CHANNEL = "digits_snapshot"  # the learner published a snapshot, or says it is alive (payload: pointer)
 # Connections per process, shared by its threads: a gunicorn worker's 4 and, in the `all` role, the learner. With
@@ -56,6 +63,7 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS queue ON drawings (scored, is_excluded, disagreeing DESC, rank, number)",
     "CREATE INDEX IF NOT EXISTS queue_label ON drawings (scored, is_excluded, label, disagreeing DESC, rank, number)",
     "CREATE INDEX IF NOT EXISTS queue_source ON drawings (scored, is_excluded, source, disagreeing DESC, rank, number)",
+    f"CREATE INDEX IF NOT EXISTS differing ON drawings (number) WHERE {DIFFERS}",
     "CREATE TABLE IF NOT EXISTS history (version BIGINT PRIMARY KEY, point TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS counts (is_excluded INTEGER NOT NULL, label INTEGER NOT NULL, source TEXT NOT NULL,
         n BIGINT NOT NULL, PRIMARY KEY (is_excluded, label, source))""",
@@ -223,6 +231,27 @@ class Database:
         """The latest drawings not excluded, newest first."""
         rows = self.read(f"SELECT {ROW} FROM drawings WHERE is_excluded = 0 ORDER BY number DESC LIMIT ?", (limit,))
         return [to_row(values) for values in rows]
+
+    def differing(self, limit: int) -> list[Row]:
+        """The latest drawings (not excluded) on which an original and its retrained model answered differently
+        before learning them, newest first."""
+        rows = self.read(f"SELECT {ROW} FROM drawings WHERE {DIFFERS} ORDER BY number DESC LIMIT ?", (limit,))
+        return [to_row(values) for values in rows]
+
+    def confusion(self) -> dict[str, list[list[int]]]:
+        """Each model's confusion matrix over the learned drawings (train, scored, not excluded), counted from
+        every row: once, for figures written before they kept the matrices (scores.Figures.count keeps them)."""
+        matrices = {}
+        with self.transaction() as tx:
+            for name, column in COLUMNS.items():
+                matrix = [[0] * 10 for _ in range(10)]
+                for label, answer, n in tx.execute(
+                    f"SELECT label, d_{column}, COUNT(*) FROM drawings WHERE kind = 'train' AND scored = 1 "
+                    f"AND is_excluded = 0 GROUP BY label, d_{column}"
+                ).fetchall():
+                    matrix[label][answer] += n
+                matrices[name] = matrix
+        return matrices
 
     def learned_before(self, number: int, limit: int) -> list[Row]:
         with self.transaction() as tx:

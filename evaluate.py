@@ -1,4 +1,5 @@
-"""Evaluate the shipped models on held-out MNIST (`t10k-*`) and write models/metrics.json.
+"""Evaluate the shipped models on held-out MNIST (`t10k-*`) and write models/metrics.json: all of t10k, and the
+slice shipped in models/heldout.npz that the learner scores the retrained models on (`heldout.py`).
 
     python evaluate.py --data ../shared/data/mnist --models models/
 
@@ -40,6 +41,7 @@ def predict_all(model, digits: np.ndarray) -> np.ndarray:
 
 def evaluate_models(data: Path, models: Path, canvas: bool = False) -> dict:
     """Score fnn.npz and cnn.npz from `models` on t10k; print and write metrics.json there."""
+    import heldout
     from conv_net import CNN
     from train import prepare
     from two_layer_net import FNN
@@ -48,7 +50,8 @@ def evaluate_models(data: Path, models: Path, canvas: bool = False) -> dict:
     digits = prepare(images)
     drawn = through_canvas(images) if canvas else None
     report = {"dataset": "MNIST t10k", "n_samples": len(labels), "models": {}}
-    for name, model in (("fnn", FNN.load(models / "fnn.npz")), ("cnn", CNN.load(models / "cnn.npz"))):
+    originals = {"fnn": FNN.load(models / "fnn.npz"), "cnn": CNN.load(models / "cnn.npz")}
+    for name, model in originals.items():
         predicted = predict_all(model, digits)
         acc = float((predicted == labels).mean())
         report["models"][name] = {"accuracy": round(acc, 4), "confusion_matrix": confusion_matrix(labels, predicted)}
@@ -57,6 +60,10 @@ def evaluate_models(data: Path, models: Path, canvas: bool = False) -> dict:
             canvas_acc = float((predict_all(model, drawn) == labels).mean())
             report["models"][name]["accuracy_through_canvas"] = round(canvas_acc, 4)
             print(f"{name}: t10k accuracy through the canvas path {canvas_acc:.4f}", flush=True)
+    sliced = heldout.load(models)
+    if sliced is not None:  # scored exactly as the learner scores the retrained models
+        report["heldout"] = {"n_samples": len(sliced.labels), "accuracy": sliced.score(originals)}
+        print(f"held-out slice ({len(sliced.labels)} of t10k): {report['heldout']['accuracy']}", flush=True)
     (models / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
     return report
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+import heldout
 import scores
 import upgrade
 from config import Config
@@ -45,6 +46,8 @@ logger = logging.getLogger(__name__)
 # What reading a damaged checkpoint raises: a bad zip, bad JSON, a missing file, arrays that do not load.
 DAMAGED = (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile)
 RECENT_SAMPLES = 48  # drawings listed on the models page
+DIFFERING_SAMPLES = 12  # ...and of those an original and its retrained model answered differently
+HELDOUT = "heldout"  # meta key: the retrained models' held-out accuracy over versions (heldout.add_point)
 # While catching up on a backlog, publish at least this often, so servers see progress.
 PUBLISH_EVERY_SECONDS = 0.5
 # ...and at most this often to storage, however fast labels arrive: a burst is published as its latest state.
@@ -192,6 +195,8 @@ class LogLearner:
         self.version = 0
         self.db_version = 0  # entries the database has recorded: ahead of `version` while replaying after a crash
         self.figures = Figures()
+        self.heldout = heldout.load(config.models_dir)
+        self.heldout_curve: list[dict] = []  # {"model_version", "fnn", "cnn"}: the latest is the published figure
         self.excluded: set[int] = set()  # drawings an admin or their author took out (exclude entries)
         self.unlearned: set[int] = set()  # excluded within EXACT_WINDOW: the models were rebuilt without them
         self.head = 0  # the newest entry known to exist (a notification, this process's own append)
@@ -303,6 +308,7 @@ class LogLearner:
         announcement was lost."""
         interval = max(interval, MIN_INTERVAL)
         last_publish, last_probe, unpublished = 0.0, 0.0, False
+        last_applied = time.monotonic()
         while not stop.is_set():
             if lease is not None and not lease.still_held():
                 if unpublished:
@@ -311,7 +317,11 @@ class LogLearner:
             try:
                 probe = not notified or time.monotonic() - last_probe >= SAFETY_NET_SECONDS
                 last_probe = time.monotonic() if probe else last_probe
-                unpublished |= self.catch_up(PUBLISH_EVERY_SECONDS, probe) > 0
+                if self.catch_up(PUBLISH_EVERY_SECONDS, probe):
+                    last_applied, unpublished = time.monotonic(), True
+                if self.heldout_due(time.monotonic() - last_applied):
+                    self.score_heldout()
+                    unpublished = True
                 if unpublished:
                     wait = gap - (time.monotonic() - last_publish)
                     if wait > 0:
@@ -501,6 +511,34 @@ class LogLearner:
         for number in range(start + 1, target + 1):
             self._advance(learner, number, self.journal.read(number))
 
+    # --- held-out digits ---
+
+    def heldout_due(self, idle_seconds: float) -> bool:
+        """Whether to score the held-out slice now: never scored, heldout.EVERY_VERSIONS versions since it was, or
+        the version moved and nothing came for heldout.IDLE_SECONDS (a calm stream still gets a fresh figure)."""
+        if self.heldout is None:
+            return False
+        if not self.heldout_curve:
+            return True
+        last = self.heldout_curve[-1]["model_version"]
+        return last != self.version and (
+            self.version - last >= heldout.EVERY_VERSIONS or idle_seconds >= heldout.IDLE_SECONDS
+        )
+
+    def score_heldout(self) -> None:
+        """Score both retrained models on the held-out slice at the current version (~0.45 s) and record it."""
+        with self._lock:
+            point = {"model_version": self.version, **self.heldout.score(self.learner.models)}
+            self.heldout_curve = heldout.add_point(self.heldout_curve, point)
+            try:
+                with self.db.transaction() as tx:
+                    tx.set_meta(HELDOUT, self.heldout_curve)
+            except DatabaseError as error:
+                logger.warning("held-out accuracy at version %d not recorded: %s", self.version, error)
+        logger.info(
+            "held-out accuracy at version %d: FNN %.4f, CNN %.4f", point["model_version"], point["fnn"], point["cnn"]
+        )
+
     # --- snapshots ---
 
     def snapshot(self) -> Snapshot:
@@ -509,6 +547,11 @@ class LogLearner:
         with self._lock:
             try:
                 stats = self.figures.summary(self.db.learned_before(self.db_version, scores.RECENT))
+                stats["differing"] = [
+                    {"sample_id": f"{r['number']:010d}", "label": r["label"], "created": r["created"],
+                     "predicted": r["predicted"]}
+                    for r in self.db.differing(DIFFERING_SAMPLES)
+                ]  # fmt: skip
                 recent = [
                     {
                         "sample_id": f"{r['number']:010d}",
@@ -522,6 +565,7 @@ class LogLearner:
             except DatabaseError as error:
                 logger.warning("snapshot with the last figures: %s", error)
             stats, recent = self._published
+            stats = {**stats, "heldout": {"history": heldout.published(self.heldout_curve)}}
             return Snapshot(
                 version=self.version,
                 originals=self.originals,
@@ -670,6 +714,9 @@ class LogLearner:
             meta = self.db.meta()
         self.db_version = meta.get("version", 0)
         self.figures = Figures.from_json(meta.get("figures"), self.db.history())
+        if self.figures.confusion is None:  # figures of a store from before the matrices: count them once
+            self.figures.confusion = self.db.confusion()
+        self.heldout_curve = [p for p in meta.get(HELDOUT, []) if p["model_version"] <= self.db_version]
         numbers = self.journal.checkpoints()  # one listing for both kinds of checkpoint
         restored = self._load_standby_checkpoint(numbers) or self._load_checkpoint(
             self.learner, max_version=self.db_version, numbers=numbers
@@ -714,7 +761,8 @@ class Publisher:
             self.flush()
         elif time.monotonic() - self._written >= HEARTBEAT_SECONDS:
             learner = self.learner
-            self._write(lambda: write_pointer(self.db, learner.version, learner.originals, learner.checked_at))
+            revision = (learner.version, learner.heldout_curve[-1]["model_version"] if learner.heldout_curve else -1)
+            self._write(lambda: write_pointer(self.db, revision, learner.originals, learner.checked_at))
 
     def flush(self) -> None:
         """Write the pending snapshot now, if any."""

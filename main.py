@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import logging
 import math
@@ -10,6 +11,7 @@ import math
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request, send_file, url_for
 from werkzeug.exceptions import HTTPException
 
+import model_export
 from config import Config
 from database import Database, DatabaseError
 from dataset import export_zip
@@ -212,7 +214,10 @@ def internals() -> Response:
 
 @routes.get("/api/stats")
 def stats() -> Response:
-    return jsonify(service().stats())
+    figures = service().stats()
+    for drawing in figures["disagreements"]:
+        drawing["image_url"] = url_for("routes.sample_image", sample_id=int(drawing["sample_id"]))
+    return jsonify(figures)
 
 
 @routes.get("/api/samples/recent")
@@ -314,6 +319,19 @@ def export_samples() -> Response:
     require_admin()
     archive = export_zip(service().journal.storage)
     return send_file(archive, mimetype="application/zip", as_attachment=True, download_name="digits-dataset.zip")
+
+
+@routes.get("/api/models/export")
+def export_models() -> Response:
+    """The retrained models as served now, in one zip (model_export.py); admin only."""
+    require_admin()
+    server = service()
+    snapshot = server.snapshot  # one reference: every file is this version's, whatever is learned meanwhile
+    archive = model_export.models_zip(
+        snapshot, server.stats(snapshot), model_export.load_template(), model_export.held_out_file()
+    )
+    return send_file(io.BytesIO(archive), mimetype="application/zip", as_attachment=True,
+                     download_name=f"digits-models-v{snapshot.version}.zip")  # fmt: skip
 
 
 # --- the original apps' clients (form-encoded, exactly as they sent it) ----------------------------

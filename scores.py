@@ -46,19 +46,24 @@ def window_accuracy(rows: Iterable[dict]) -> dict[str, float | None]:
 @dataclass
 class Figures:
     """What the learner knows in aggregate, a few KB whatever the log's length: drawings per label (not
-    excluded), hits per model over the learned drawings (train, scored, not excluded), and the history of the
-    recent accuracy at versions a multiple of `stride` (which doubles whenever the history fills up)."""
+    excluded), hits per model over the learned drawings (train, scored, not excluded) and each model's confusion
+    matrix over them (true label by answer), and the history of the recent accuracy at versions a multiple of
+    `stride` (which doubles whenever the history fills up)."""
 
     label_counts: list[int] = field(default_factory=lambda: [0] * 10)
     hits: dict[str, int] = field(default_factory=lambda: dict.fromkeys(NAMES, 0))
     learned: int = 0
     history: list[dict] = field(default_factory=list)
     stride: int = 1
+    # None in figures written before the matrices existed: the learner counts them once from the database.
+    confusion: dict[str, list[list[int]]] | None = field(default_factory=lambda: {n: empty_matrix() for n in NAMES})
 
     @classmethod
     def from_json(cls, value: dict | None, history: list[dict]) -> Figures:
         """From the database: the meta value `to_json` wrote and the history table's points."""
-        return cls(**value, history=history) if value else cls(history=history)
+        if not value:
+            return cls(history=history)
+        return cls(**{"confusion": None, **value}, history=history)
 
     def to_json(self) -> dict:
         """All but the history, which is stored a point at a time."""
@@ -71,6 +76,8 @@ class Figures:
             self.learned += sign
             for name, hit in hits(row).items():
                 self.hits[name] += sign * hit
+                if self.confusion is not None:
+                    self.confusion[name][row["label"]][row["predicted"][name]] += sign
 
     def wants_point(self, number: int) -> bool:
         return number % self.stride == 0
@@ -88,12 +95,14 @@ class Figures:
         """What the learner publishes for /api/stats and /healthz: counts, accuracy, degraded flags, history.
         `window`: the latest RECENT learned drawings."""
         recent = window_accuracy(window)
+        confusion = self.confusion or {n: empty_matrix() for n in NAMES}
         accuracy = {
             m: {
                 v: {
                     "prequential": self.hits[f"{m}.{v}"] / self.learned if self.learned else None,
                     "recent": recent[f"{m}.{v}"],
                     "n_scored": self.learned,
+                    "per_label": per_label(confusion[f"{m}.{v}"]),
                 }
                 for v in VARIANTS
             }
@@ -108,7 +117,17 @@ class Figures:
             "accuracy": accuracy,
             "degraded": degraded_models(accuracy),
             "history": self.history[::-1][::step][::-1],
+            "confusion": confusion,
         }
+
+
+def empty_matrix() -> list[list[int]]:
+    return [[0] * 10 for _ in range(10)]
+
+
+def per_label(matrix: list[list[int]]) -> list[float | None]:
+    """Accuracy per true label (a confusion matrix's diagonal over its rows); None for a label never drawn."""
+    return [round(row[d] / sum(row), 4) if sum(row) else None for d, row in enumerate(matrix)]
 
 
 def point(number: int, window: list[dict]) -> dict:

@@ -36,7 +36,7 @@ from digitness import Detector
 from functions import MODELS, VARIANTS, InputError, select_answer, to_pixels, top_k
 from journal import DRAWING_KINDS, MAX_SAMPLES_PER_ENTRY, Entry, Journal
 from numpy_cnn import NumpyCNN
-from scores import HISTORY_POINTS, NAMES, Figures, review_item
+from scores import HISTORY_POINTS, NAMES, Figures, empty_matrix, review_item
 from storage import Storage, StorageError
 from two_layer_net import FNN, FNNConfig
 
@@ -90,6 +90,13 @@ class Snapshot:
     published_at: float
     learner: dict  # {"applied", "booted_at", "checked_at"} of the learner that made it
 
+    @property
+    def revision(self) -> tuple[int, int]:
+        """What makes one snapshot newer than another: its version, then the version its held-out figures were
+        measured at (the learner scores them when idle too, so a new figure can come without a new version)."""
+        curve = self.stats.get("heldout", {}).get("history")
+        return self.version, curve[-1]["model_version"] if curve else -1
+
     @classmethod
     def initial(cls, fnn: FNN, cnn: NumpyCNN, originals: str) -> Snapshot:
         """Version 0: the retrained models are the originals, and nothing is learned yet."""
@@ -131,10 +138,11 @@ class Snapshot:
             raise ValueError(f"not a whole snapshot: {error}") from None
 
 
-def write_pointer(db: Database, version: int, originals: str, checked_at: float) -> None:
+def write_pointer(db: Database, revision: tuple[int, int], originals: str, checked_at: float) -> None:
     """Announce the latest snapshot (or only that the learner is alive): a database write and, on PostgreSQL,
     a notification; no storage request."""
-    pointer = {"version": version, "originals": originals, "checked_at": checked_at}
+    version, measured = revision
+    pointer = {"version": version, "heldout": measured, "originals": originals, "checked_at": checked_at}
     with db.transaction() as tx:
         tx.set_meta(POINTER, pointer)
     db.notify(SNAPSHOT_CHANNEL, pointer)
@@ -143,7 +151,12 @@ def write_pointer(db: Database, version: int, originals: str, checked_at: float)
 def publish_snapshot(storage: Storage, db: Database, snapshot: Snapshot) -> None:
     """The snapshot first, then the pointer that announces it."""
     storage.put(SNAPSHOT_KEY, snapshot.to_bytes())
-    write_pointer(db, snapshot.version, snapshot.originals, snapshot.learner.get("checked_at", 0.0))
+    write_pointer(db, snapshot.revision, snapshot.originals, snapshot.learner.get("checked_at", 0.0))
+
+
+def announced(pointer: dict) -> tuple[int, int]:
+    """The revision of the snapshot a pointer (or its notification) announces."""
+    return pointer.get("version", 0), pointer.get("heldout", -1)
 
 
 class Server:
@@ -182,8 +195,11 @@ class Server:
         snapshot now, then follow the learner's in the background. Idempotent."""
         if self._follower is not None:
             return
-        self.poll_snapshot()
-        self.refresh_head()  # probes the log from the snapshot's version on, not from the start
+        try:
+            self.poll_snapshot()
+            self.refresh_head()  # probes the log from the snapshot's version on, not from the start
+        except (StorageError, DatabaseError) as error:  # an `all` web that just lost its lease to an outage
+            logger.warning("cannot follow the learner yet: %s", error)  # the follower thread keeps trying
         self.notified = self.db.listen((SNAPSHOT_CHANNEL, LOG_CHANNEL), self._heard)
         self._follower = threading.Thread(target=self._follow, name="snapshot-follower", daemon=True)
         self._follower.start()
@@ -203,7 +219,7 @@ class Server:
             current = self.snapshot
             if snapshot.originals != self.originals:
                 return
-            if snapshot.version > current.version or current.originals != self.originals:
+            if snapshot.revision > current.revision or current.originals != self.originals:
                 self.snapshot = snapshot
             self._head = max(self._head, snapshot.version)
             self._changed.notify_all()
@@ -221,7 +237,7 @@ class Server:
             return
         if channel == SNAPSHOT_CHANNEL:
             self.saw_learner(payload.get("checked_at"))
-            if payload.get("version", 0) <= self.snapshot.version:
+            if announced(payload) <= self.snapshot.revision:
                 return
         self._wake.set()
 
@@ -233,7 +249,7 @@ class Server:
         self.saw_learner(pointer.get("checked_at"))
         # Another set of originals (a learner of an earlier deploy, replaced by this one's soon) has nothing to
         # serve here: do not fetch its 1 MB snapshot every poll.
-        if pointer.get("originals") != self.originals or pointer.get("version", 0) <= self.snapshot.version:
+        if pointer.get("originals") != self.originals or announced(pointer) <= self.snapshot.revision:
             return
         try:
             self.take(Snapshot.from_bytes(self.journal.storage.get(SNAPSHOT_KEY)))
@@ -351,29 +367,34 @@ class Server:
             "degraded": snapshot.stats["degraded"],
         }
 
-    def stats(self) -> dict:
-        """Samples per label, each model's accuracy on held-out (t10k) and users' drawings, the accuracy
-        history by model version, and flags for retrained models doing worse than their originals."""
-        snapshot = self.snapshot
-        held_out = self.metrics.get("models", {})
-        accuracy = {
-            m: {
-                v: {
-                    "t10k": held_out.get(m, {}).get("accuracy") if v == "original" else None,
-                    **snapshot.stats["accuracy"][m][v],
-                }
-                for v in VARIANTS
-            }
-            for m in MODELS
-        }
+    def stats(self, snapshot: Snapshot | None = None) -> dict:
+        """Samples per label; each model's accuracy on the held-out slice of t10k (the retrained ones as the learner
+        last measured them, at `t10k_version`) and on users' drawings, per label too; the accuracy histories by
+        model version, on users' drawings and held-out digits; confusion matrices (the originals on t10k, all four
+        on users' drawings); the latest drawings original and retrained answered differently; and flags for
+        retrained models doing worse than their originals. Of the served snapshot, or of `snapshot`."""
+        snapshot = snapshot or self.snapshot
+        stats = snapshot.stats
+        t10k = self.metrics.get("models", {})  # the originals on all of t10k: their confusion matrices
+        originals = self.metrics.get("heldout", {}).get("accuracy", {})  # ...and on the shipped slice
+        curve = stats.get("heldout", {}).get("history", [])
+        latest = curve[-1] if curve else {}
+        accuracy = {m: {v: dict(stats["accuracy"][m][v]) for v in VARIANTS} for m in MODELS}
+        for m in MODELS:
+            accuracy[m]["original"]["t10k"] = originals.get(m)
+            accuracy[m]["retrained"]["t10k"] = latest.get(m)
+            accuracy[m]["retrained"]["t10k_version"] = latest.get("model_version")
         return {
             "model_version": snapshot.version,
             **self.learning(),
-            "samples": snapshot.stats["samples"],
+            "samples": stats["samples"],
             "accuracy": accuracy,
-            "degraded": snapshot.stats["degraded"],
-            "history": snapshot.stats["history"],
-            "confusion": {m: held_out.get(m, {}).get("confusion_matrix") for m in MODELS},
+            "degraded": stats["degraded"],
+            "history": stats["history"],
+            "heldout": {"n": self.metrics.get("heldout", {}).get("n_samples", 0), "history": curve},
+            "confusion": {m: t10k.get(m, {}).get("confusion_matrix") for m in MODELS},
+            "users_confusion": stats.get("confusion") or {n: empty_matrix() for n in NAMES},
+            "disagreements": [dict(d) for d in stats.get("differing", [])],  # main adds image URLs
         }
 
     def recent_samples(self) -> list[dict]:

@@ -16,6 +16,8 @@ Each N runs in a fresh process (so resident memory is that N's alone), on a loca
   growth, and the bytes a serve process would download (the snapshot, once per publish). Also p50 of GET
   /api/stats and of /api/review's first page, the process's RSS, and the time to exclude a drawing 10, 1,000
   and 100,000 entries back (when the store has that many).
+- The learner scores the held-out slice every heldout.EVERY_VERSIONS versions, as it does in service: heldout_ms
+  is that scoring's CPU per label, amortised (it is in cpu_ms too); `--no-heldout` turns it off, for comparison.
 """
 
 from __future__ import annotations
@@ -148,8 +150,9 @@ def database_size(db) -> int:
     return db.path.stat().st_size
 
 
-def one(n: int, labels: int, db_url: str | None, checkpoint_every: int) -> dict:
+def one(n: int, labels: int, db_url: str | None, checkpoint_every: int, score_heldout: bool = True) -> dict:
     """Build a store of `n`, then measure (in this process)."""
+    import heldout
     from learner import LogLearner
 
     work = Path(tempfile.mkdtemp(prefix=f"scale-{n}-"))
@@ -172,6 +175,16 @@ def one(n: int, labels: int, db_url: str | None, checkpoint_every: int) -> dict:
         return make_snapshot(self)
 
     LogLearner.snapshot = counted_snapshot
+    scorings = [0, 0.0]  # held-out scorings while measuring, and their CPU seconds (nothing else runs meanwhile)
+    score = LogLearner.score_heldout
+
+    def timed_score(self):
+        began = time.process_time()
+        score(self)
+        scorings[0] += 1
+        scorings[1] += time.process_time() - began
+
+    LogLearner.score_heldout = timed_score
     config = Config(storage_url=str(store), database_url=db_url, checkpoint_every=checkpoint_every,
                     rate_limits="off", admin_token="t", sync_interval=0.0)  # fmt: skip
     booting = time.monotonic()
@@ -189,6 +202,9 @@ def one(n: int, labels: int, db_url: str | None, checkpoint_every: int) -> dict:
     checkpoint_wal(learner.db)
     size_before = database_size(learner.db)
     counted.written, counted.read, snapshots[0] = 0, 0, 0
+    scorings[:] = [0, 0.0]
+    if not score_heldout:
+        heldout.EVERY_VERSIONS, heldout.IDLE_SECONDS = 10**9, 1e9
     db_before = database_bytes(learner.db)
     cpu = time.process_time()  # every thread's: the learner's, TensorFlow's pools, the requests'
     wall = []
@@ -215,6 +231,8 @@ def one(n: int, labels: int, db_url: str | None, checkpoint_every: int) -> dict:
         "build_s": round(built, 1),
         "boot_s": round(boot, 2),
         "cpu_ms": round(cpu / labels * 1000, 1),
+        "heldout_scorings": scorings[0],
+        "heldout_ms": round(scorings[1] / labels * 1000, 1),
         "train_p50_ms": round(float(np.percentile(wall, 50)), 1),
         "store_written_kb": round(counted.written / labels / 1024, 1),
         "store_read_kb": round(counted.read / labels / 1024, 1),
@@ -243,16 +261,19 @@ def one(n: int, labels: int, db_url: str | None, checkpoint_every: int) -> dict:
 
 
 def main() -> None:
+    import heldout
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
     parser.add_argument("--labels", type=int, default=100)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--checkpoint-every", type=int, default=200)
+    parser.add_argument("--no-heldout", action="store_true", help="the learner never scores the held-out slice")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(one(args.one, args.labels, args.database_url, args.checkpoint_every)))
+        print(json.dumps(one(args.one, args.labels, args.database_url, args.checkpoint_every, not args.no_heldout)))
         return
     postgres = None
     if args.database == "postgres":
@@ -263,7 +284,7 @@ def main() -> None:
     try:
         for n in map(int, args.sizes.split(",")):
             command = [sys.executable, __file__, "--one", str(n), "--labels", str(args.labels)]
-            command += ["--checkpoint-every", str(args.checkpoint_every)]
+            command += ["--checkpoint-every", str(args.checkpoint_every)] + ["--no-heldout"] * args.no_heldout
             if postgres:
                 command += ["--database-url", postgres.create_database(f"scale{n}")]
             env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -277,7 +298,10 @@ def main() -> None:
         if postgres:
             postgres.kill()
     keys = list(rows[0])
-    print(f"\n{args.database}, {args.labels} labels after N, CHECKPOINT_EVERY={args.checkpoint_every}")
+    scoring = "off" if args.no_heldout else f"every {heldout.EVERY_VERSIONS} versions"
+    print(
+        f"\n{args.database}, {args.labels} labels after N, CHECKPOINT_EVERY={args.checkpoint_every}, held-out {scoring}"
+    )
     print("| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))
     for row in rows:

@@ -1,5 +1,7 @@
-// Models page: accuracy of original vs retrained models, its history over model versions, drawings per
-// digit, recent drawings and the originals' confusion matrices, from /api/stats and /api/samples/recent.
+// Models page: accuracy of original vs retrained models (held-out MNIST and users' drawings, overall and per
+// digit), both over model versions, drawings per digit, recent drawings, where original and retrained disagree,
+// confusion matrices, and the admin's download of the retrained models; from /api/stats and /api/samples/recent.
+// Every figure the server may not report yet is optional: "n/a" or a note instead.
 
 import { requestJSON } from "./api.js";
 
@@ -9,12 +11,14 @@ const MODELS = [
 ];
 const VARIANTS = ["original", "retrained"];
 const RECENT_SHOWN = 24;
+const TOKEN_KEY = "digits.adminToken"; // shared with the review page
 const SVG = "http://www.w3.org/2000/svg";
 
 const $ = (selector) => document.querySelector(selector);
+const isNumber = (value) => typeof value === "number" && Number.isFinite(value);
 
 function percent(value) {
-  return typeof value === "number" ? `${(value * 100).toFixed(1)}%` : "–";
+  return isNumber(value) ? `${(value * 100).toFixed(1)}%` : "–";
 }
 
 function element(tag, { className, text, attributes = {} } = {}) {
@@ -27,7 +31,7 @@ function element(tag, { className, text, attributes = {} } = {}) {
 
 // --- accuracy table ------------------------------------------------------------------------------------
 
-function showAccuracy(accuracy) {
+function showAccuracy(accuracy, modelVersion) {
   const rows = [];
   for (const [model, title] of MODELS) {
     for (const variant of VARIANTS) {
@@ -35,9 +39,14 @@ function showAccuracy(accuracy) {
       const row = element("tr");
       const name = element("th", { attributes: { scope: "row" } });
       name.append(element("span", { className: `swatch ${model} ${variant}` }), `${title} ${variant}`);
+      const heldOut = element("td", { text: isNumber(figures.t10k) ? percent(figures.t10k) : "n/a" });
+      const measuredAt = figures.t10k_version;
+      if (variant === "retrained" && isNumber(figures.t10k) && isNumber(measuredAt) && measuredAt !== modelVersion) {
+        heldOut.append(element("span", { className: "measured", text: `measured at version ${measuredAt}` }));
+      }
       row.append(
         name,
-        element("td", { text: typeof figures.t10k === "number" ? percent(figures.t10k) : "n/a" }),
+        heldOut,
         element("td", { text: percent(figures.prequential) }),
         element("td", { text: percent(figures.recent) }),
         element("td", { text: String(figures.n_scored) }),
@@ -48,48 +57,49 @@ function showAccuracy(accuracy) {
   $("#accuracy").replaceChildren(...rows);
 }
 
-// --- history chart (inline SVG) ----------------------------------------------------------------------------
+// --- line charts (inline SVG) ----------------------------------------------------------------------------
 
-function showHistory(history) {
-  const holder = $("#history");
-  if (!history.length) {
+/**
+ * Draw a line chart of accuracy over model versions into `holder`, at its own width in CSS pixels (so that
+ * text and lines keep their size on any screen), or `empty` as text when no series has a point.
+ * series: [{ className: "fnn retrained", points: [{ version, value }] }], drawn in order, a dot at each end;
+ * references: [{ className, value }], horizontal lines across the whole plot; range: [low, high] of the y axis.
+ */
+function lineChart(holder, { series, references = [], range, label, empty }) {
+  const versions = series.flatMap((line) => line.points.map((point) => point.version));
+  if (!versions.length) {
     holder.className = "chart-empty";
-    holder.textContent = "No labelled drawings yet: the chart starts with the first one.";
+    holder.textContent = empty;
     return;
   }
-  // Drawn at the holder's own width in CSS pixels, so that text and lines keep their size on any screen.
   const width = Math.max(280, holder.clientWidth);
   const height = 240;
-  const margin = { left: 44, right: 12, top: 10, bottom: 36 };
-  const versions = history.map((point) => point.model_version);
+  const margin = { left: 48, right: 12, top: 24, bottom: 36 };
   const first = Math.min(...versions);
   const last = Math.max(...versions);
+  const [low, high] = range;
   const x = (version) =>
     margin.left + (last === first ? 0.5 : (version - first) / (last - first)) * (width - margin.left - margin.right);
-  const y = (accuracy) => margin.top + (1 - accuracy) * (height - margin.top - margin.bottom);
+  const y = (value) => margin.top + ((high - value) / (high - low)) * (height - margin.top - margin.bottom);
 
-  const latest = history[history.length - 1];
-  const summary = MODELS.flatMap(([model, title]) =>
-    VARIANTS.map((variant) => `${title} ${variant} ${percent(latest[`${model}.${variant}`])}`),
-  ).join(", ");
   const svg = element("svg:svg", {
     className: "chart",
-    attributes: {
-      viewBox: `0 0 ${width} ${height}`,
-      width,
-      height,
-      role: "img",
-      "aria-label": `Accuracy on the previous 100 drawings, model versions ${first} to ${last}. At version ${last}: ${summary}.`,
-    },
+    attributes: { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": label(first, last) },
   });
-  for (const level of [0, 0.25, 0.5, 0.75, 1]) {
+  svg.append(
+    element("svg:text", {
+      text: `accuracy, axis ${axisPercent(low)} to ${axisPercent(high)}`,
+      attributes: { x: 4, y: 12, "text-anchor": "start" },
+    }),
+  );
+  for (const level of levelTicks(low, high)) {
     svg.append(
       element("svg:line", {
         className: "grid",
         attributes: { x1: margin.left, x2: width - margin.right, y1: y(level), y2: y(level) },
       }),
       element("svg:text", {
-        text: `${level * 100}%`,
+        text: axisPercent(level),
         attributes: { x: margin.left - 8, y: y(level) + 4, "text-anchor": "end" },
       }),
     );
@@ -108,26 +118,42 @@ function showHistory(history) {
       attributes: { x: width - margin.right, y: height - 2, "text-anchor": "end" },
     }),
   );
-  // Retrained lines first and thicker, dashed originals on top: where they coincide, both stay visible.
-  for (const variant of ["retrained", "original"]) {
-    for (const [model] of MODELS) {
-      const key = `${model}.${variant}`;
-      const points = history.filter((point) => typeof point[key] === "number");
-      const path = points.map((point, i) => `${i ? "L" : "M"}${x(point.model_version).toFixed(1)},${y(point[key]).toFixed(1)}`);
-      svg.append(element("svg:path", { className: `series ${model} ${variant}`, attributes: { d: path.join("") } }));
-      const end = points[points.length - 1];
-      if (end) {
-        svg.append(
-          element("svg:circle", {
-            className: `${model} ${variant}`,
-            attributes: { cx: x(end.model_version), cy: y(end[key]), r: 3.5 },
-          }),
-        );
-      }
+  for (const line of series) {
+    const path = line.points.map(
+      (point, i) => `${i ? "L" : "M"}${x(point.version).toFixed(1)},${y(point.value).toFixed(1)}`,
+    );
+    svg.append(element("svg:path", { className: `series ${line.className}`, attributes: { d: path.join("") } }));
+    const end = line.points[line.points.length - 1];
+    if (end) {
+      svg.append(
+        element("svg:circle", { className: line.className, attributes: { cx: x(end.version), cy: y(end.value), r: 3.5 } }),
+      );
     }
+  }
+  for (const reference of references) {
+    const level = y(reference.value).toFixed(1);
+    svg.append(
+      element("svg:path", {
+        className: `series reference ${reference.className}`,
+        attributes: { d: `M${margin.left},${level}H${width - margin.right}` },
+      }),
+    );
   }
   holder.className = "chart-holder";
   holder.replaceChildren(svg);
+}
+
+function axisPercent(level) {
+  return `${Number((level * 100).toFixed(1))}%`;
+}
+
+/** Three to six round levels from low to high (both included when they are multiples of the step). */
+function levelTicks(low, high) {
+  const span = high - low;
+  const step = [0.01, 0.025, 0.05, 0.1, 0.25].find((s) => span / s <= 5 + 1e-9) ?? span / 4;
+  const levels = [];
+  for (let level = Math.ceil(low / step - 1e-9) * step; level <= high + 1e-9; level += step) levels.push(level);
+  return levels;
 }
 
 function versionTicks(first, last, most) {
@@ -139,7 +165,130 @@ function versionTicks(first, last, most) {
   return ticks;
 }
 
-// --- drawings per digit and recent drawings --------------------------------------------------------------
+/** The held-out figures live around 90-100%: an axis from 0 would flatten them. Whole 5% steps around them. */
+function zoomedRange(values) {
+  const lowest = Math.min(...values);
+  const highest = Math.max(...values);
+  let low = Math.max(0, Math.floor((lowest - 0.005) * 20) / 20);
+  const high = Math.min(1, Math.ceil((highest + 0.005) * 20) / 20);
+  if (high - low < 0.05) low = Math.max(0, high - 0.05);
+  return [low, high];
+}
+
+function showHistory(history) {
+  const series = [];
+  // Retrained lines first and thicker, dashed originals on top: where they coincide, both stay visible.
+  for (const variant of ["retrained", "original"]) {
+    for (const [model] of MODELS) {
+      const key = `${model}.${variant}`;
+      const points = history.filter((point) => isNumber(point[key]));
+      series.push({
+        className: `${model} ${variant}`,
+        points: points.map((point) => ({ version: point.model_version, value: point[key] })),
+      });
+    }
+  }
+  const latest = history[history.length - 1];
+  lineChart($("#history"), {
+    series,
+    range: [0, 1],
+    empty: "No labelled drawings yet: the chart starts with the first one.",
+    label: (first, last) => {
+      const summary = MODELS.flatMap(([model, title]) =>
+        VARIANTS.map((variant) => `${title} ${variant} ${percent(latest[`${model}.${variant}`])}`),
+      ).join(", ");
+      return `Accuracy on the previous 100 drawings, model versions ${first} to ${last}. At version ${last}: ${summary}.`;
+    },
+  });
+}
+
+function showHeldOut(heldout, accuracy) {
+  const holder = $("#heldout");
+  const history = Array.isArray(heldout?.history) ? heldout.history : null;
+  if (!history) {
+    holder.className = "chart-empty";
+    holder.textContent = "n/a: this server does not report held-out accuracy over versions.";
+    return;
+  }
+  const series = MODELS.map(([model]) => ({
+    className: `${model} retrained`,
+    points: history.filter((point) => isNumber(point[model])).map((point) => ({ version: point.model_version, value: point[model] })),
+  }));
+  const references = MODELS.flatMap(([model]) => {
+    const value = accuracy[model].original.t10k;
+    return isNumber(value) ? [{ className: `${model} original`, value }] : [];
+  });
+  const values = [...series.flatMap((line) => line.points.map((point) => point.value)), ...references.map((r) => r.value)];
+  const range = values.length ? zoomedRange(values) : [0, 1];
+  const n = isNumber(heldout.n) ? heldout.n.toLocaleString("en") : "the";
+  lineChart(holder, {
+    series,
+    references,
+    range,
+    empty: "No held-out measurement yet: the learner measures the retrained models every so many versions.",
+    label: (first, last) => {
+      const summary = MODELS.map(([model, title]) => {
+        const line = series.find((s) => s.className === `${model} retrained`);
+        const end = line.points[line.points.length - 1];
+        const original = accuracy[model].original.t10k;
+        return `${title} retrained ${end ? `${percent(end.value)} at version ${end.version}` : "n/a"}, ${title} original ${percent(original)}`;
+      }).join("; ");
+      return `Accuracy on ${n} held-out MNIST digits, model versions ${first} to ${last}, axis from ${axisPercent(range[0])} to ${axisPercent(range[1])}. ${summary}.`;
+    },
+  });
+}
+
+/** Redraw a chart when its holder changes width (a phone turned, a window resized). */
+function redrawOnResize(holder, draw) {
+  let width = holder.clientWidth;
+  new ResizeObserver(() => {
+    if (holder.clientWidth !== width) {
+      width = holder.clientWidth;
+      draw();
+    }
+  }).observe(holder);
+}
+
+// --- accuracy per digit ---------------------------------------------------------------------------------------
+
+function showPerDigit(accuracy, usersConfusion) {
+  const perLabel = (model, variant) => {
+    const values = accuracy[model][variant].per_label;
+    return Array.isArray(values) ? values : null;
+  };
+  // "n/a": the server does not report the figure; "–": nothing of that digit scored yet.
+  const figure = (values, digit) => (values === null ? "n/a" : percent(values[digit]));
+  const counted = usersConfusion?.["fnn.original"];
+  const rows = Array.from({ length: 10 }, (_, digit) => {
+    const row = element("tr");
+    row.append(element("th", { text: String(digit), attributes: { scope: "row" } }));
+    for (const [model] of MODELS) {
+      const originals = perLabel(model, "original");
+      const retraineds = perLabel(model, "retrained");
+      const original = originals?.[digit];
+      const retrained = retraineds?.[digit];
+      const originalCell = element("td", { text: figure(originals, digit) });
+      if (model !== MODELS[0][0]) originalCell.classList.add("group-start");
+      row.append(originalCell);
+      const cell = element("td", { text: figure(retraineds, digit) });
+      if (isNumber(original) && isNumber(retrained) && Math.abs(retrained - original) > 1e-9) {
+        const better = retrained > original;
+        cell.classList.add(better ? "better" : "worse");
+        cell.prepend(
+          element("span", { className: "mark", text: better ? "▲" : "▼", attributes: { "aria-hidden": "true" } }),
+          element("span", { className: "visually-hidden", text: better ? "better: " : "worse: " }),
+        );
+      }
+      row.append(cell);
+    }
+    const scored = Array.isArray(counted?.[digit]) ? counted[digit].reduce((sum, count) => sum + count, 0) : null;
+    row.append(element("td", { text: scored === null ? "n/a" : String(scored) }));
+    return row;
+  });
+  $("#per-digit").replaceChildren(...rows);
+}
+
+// --- drawings per digit, recent drawings, disagreements --------------------------------------------------
 
 function showPerLabel(perLabel) {
   const counts = Array.from({ length: 10 }, (_, digit) => perLabel[String(digit)] ?? 0);
@@ -161,16 +310,18 @@ function showPerLabel(perLabel) {
   $("#per-label").replaceChildren(...rows);
 }
 
+function thumbnail(sample, alt) {
+  const image = element("img", { attributes: { src: sample.image_url, alt, width: 64, height: 64, loading: "lazy" } });
+  if (isNumber(sample.created)) image.title = new Date(sample.created * 1000).toLocaleString();
+  return image;
+}
+
 function showRecent(samples) {
   const items = samples.slice(0, RECENT_SHOWN).map((sample) => {
     const item = element("li");
     const figure = element("figure");
     const labelled = sample.label === null || sample.label === undefined ? "unlabelled" : String(sample.label);
-    const image = element("img", {
-      attributes: { src: sample.image_url, alt: `Drawing labelled ${labelled}`, width: 64, height: 64, loading: "lazy" },
-    });
-    if (typeof sample.created === "number") image.title = new Date(sample.created * 1000).toLocaleString();
-    figure.append(image, element("figcaption", { text: labelled }));
+    figure.append(thumbnail(sample, `Drawing labelled ${labelled}`), element("figcaption", { text: labelled }));
     item.append(figure);
     return item;
   });
@@ -178,12 +329,50 @@ function showRecent(samples) {
   $("#recent-empty").hidden = items.length > 0;
 }
 
+function answered(digit) {
+  return digit === null || digit === undefined ? "?" : String(digit);
+}
+
+function showDisagreements(disagreements) {
+  const note = $("#disagreements-empty");
+  if (!Array.isArray(disagreements)) {
+    $("#disagreements").replaceChildren();
+    note.textContent = "n/a: this server does not report disagreements.";
+    note.hidden = false;
+    return;
+  }
+  const items = disagreements.map((sample) => {
+    const item = element("li");
+    item.dataset.sampleId = sample.sample_id;
+    const figure = element("figure");
+    const caption = element("figcaption");
+    caption.append(element("span", { className: "label", text: String(sample.label) }));
+    for (const [model, title] of MODELS) {
+      const before = answered(sample.predicted?.[`${model}.original`]);
+      const after = answered(sample.predicted?.[`${model}.retrained`]);
+      const said = element("span", { className: "said-pair", text: before === after ? `${title} ${before}` : `${title} ${before}→${after}` });
+      said.dataset.model = model;
+      said.title =
+        before === after
+          ? `${title} original and retrained both answered ${before}`
+          : `${title} original answered ${before}, retrained ${after}`;
+      caption.append(said);
+    }
+    figure.append(thumbnail(sample, `Drawing ${Number(sample.sample_id)}, labelled ${sample.label}`), caption);
+    item.append(figure);
+    return item;
+  });
+  $("#disagreements").replaceChildren(...items);
+  note.textContent = "None yet: on every drawing so far, each retrained model answered as its original did.";
+  note.hidden = items.length > 0;
+}
+
 // --- confusion matrices --------------------------------------------------------------------------------------
 
 function confusionTable(title, matrix) {
   const figure = element("figure");
   const table = element("table", { className: "confusion" });
-  table.append(element("caption", { text: `${title}: true digit (rows) by answer (columns)` }));
+  table.append(element("caption", { text: `${title}: rows true digit, columns answer` }));
   const head = element("tr");
   head.append(element("td"));
   for (let digit = 0; digit < 10; digit++) head.append(element("th", { text: String(digit), attributes: { scope: "col" } }));
@@ -204,7 +393,7 @@ function confusionTable(title, matrix) {
         const colour = right ? "var(--accent)" : "var(--cnn)";
         cell.style.backgroundColor = `color-mix(in srgb, ${colour} ${Math.round(8 + strength * 37)}%, transparent)`;
       }
-      if (right) cell.classList.add("right");
+      if (right && count > 0) cell.classList.add("right");
       cell.title = `true ${trueDigit}, answered ${answer}: ${count}`;
       tr.append(cell);
     });
@@ -215,12 +404,99 @@ function confusionTable(title, matrix) {
   return figure;
 }
 
+function isMatrix(value) {
+  return Array.isArray(value) && value.length === 10 && value.every((row) => Array.isArray(row) && row.length === 10);
+}
+
 function showConfusion(confusion) {
   const tables = MODELS.flatMap(([model, title]) =>
-    Array.isArray(confusion?.[model]) ? [confusionTable(`${title} original`, confusion[model])] : [],
+    isMatrix(confusion?.[model]) ? [confusionTable(`${title} original on MNIST t10k`, confusion[model])] : [],
   );
   if (!tables.length) tables.push(element("p", { className: "empty-note", text: "No confusion matrices: models/metrics.json is missing." }));
   $("#confusion").replaceChildren(...tables);
+}
+
+function showUsersConfusion(usersConfusion) {
+  const model = $("#users-confusion-model input:checked").value;
+  const title = MODELS.find(([name]) => name === model)[1];
+  const matrices = VARIANTS.map((variant) => usersConfusion?.[`${model}.${variant}`]);
+  let shown;
+  if (!matrices.every(isMatrix)) {
+    shown = [element("p", { className: "empty-note", text: "n/a: this server does not report confusion on users' drawings." })];
+  } else if (matrices[0].flat().every((count) => count === 0)) {
+    shown = [element("p", { className: "empty-note", text: "No drawings scored yet." })];
+  } else {
+    shown = VARIANTS.map((variant, i) => confusionTable(`${title} ${variant} on users' drawings`, matrices[i]));
+  }
+  $("#users-confusion").replaceChildren(...shown);
+}
+
+// --- downloading the retrained models (admin) -----------------------------------------------------------------
+
+/** The file name in a Content-Disposition header (RFC 6266: filename* first, then filename), or null. */
+function dispositionName(header) {
+  if (!header) return null;
+  const extended = /filename\*\s*=\s*[^']*'[^']*'([^;]+)/i.exec(header);
+  if (extended) {
+    try {
+      return decodeURIComponent(extended[1].trim());
+    } catch {
+      // fall back to the plain parameter
+    }
+  }
+  const plain = /filename\s*=\s*("([^"]*)"|[^;]+)/i.exec(header);
+  return plain ? (plain[2] ?? plain[1]).trim() : null;
+}
+
+function showExportStatus(text, failed) {
+  const status = $("#export-status");
+  status.textContent = text;
+  status.classList.toggle("error", failed);
+}
+
+async function downloadModels(button) {
+  const token = sessionStorage.getItem(TOKEN_KEY) || "";
+  button.setAttribute("aria-disabled", "true");
+  showExportStatus("Preparing the zip…", false);
+  try {
+    let response;
+    try {
+      response = await fetch("/api/models/export", { headers: { Authorization: `Bearer ${token}` } });
+    } catch {
+      throw new Error("The server could not be reached. Check the connection and try again.");
+    }
+    if (!response.ok) {
+      const data = await response.json().catch(() => null);
+      if (response.status === 401 || response.status === 403) sessionStorage.removeItem(TOKEN_KEY);
+      throw new Error(data && typeof data.message === "string" ? data.message : `The server answered ${response.status}.`);
+    }
+    const blob = await response.blob();
+    const name = dispositionName(response.headers.get("Content-Disposition")) || "digits-models.zip";
+    const url = URL.createObjectURL(blob);
+    const link = element("a", { attributes: { href: url, download: name } });
+    link.hidden = true;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    showExportStatus(`Downloaded ${name} (${(blob.size / 1e6).toFixed(1)} MB).`, false);
+  } catch (error) {
+    showExportStatus(error.message, true);
+  } finally {
+    button.removeAttribute("aria-disabled");
+  }
+}
+
+function setUpExport() {
+  const form = $("#export");
+  $("#export-token").value = sessionStorage.getItem(TOKEN_KEY) || "";
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button");
+    if (button.getAttribute("aria-disabled") === "true") return;
+    sessionStorage.setItem(TOKEN_KEY, $("#export-token").value);
+    downloadModels(button);
+  });
 }
 
 // --- loading -----------------------------------------------------------------------------------------------------
@@ -239,22 +515,27 @@ async function load() {
       `${degraded.join(" and ")} ${degraded.length > 1 ? "are" : "is"} doing clearly worse than ${degraded.length > 1 ? "their originals" : "its original"} on recent drawings.`,
     );
   }
-  showAccuracy(stats.accuracy);
+  if (isNumber(stats.heldout?.n)) {
+    for (const span of document.querySelectorAll(".heldout-n")) span.textContent = stats.heldout.n.toLocaleString("en");
+  }
+  showAccuracy(stats.accuracy, stats.model_version);
   const history = Array.isArray(stats.history) ? stats.history : [];
   showHistory(history);
-  let width = $("#history").clientWidth;
-  new ResizeObserver(() => {
-    if ($("#history").clientWidth !== width) {
-      width = $("#history").clientWidth;
-      showHistory(history);
-    }
-  }).observe($("#history"));
+  redrawOnResize($("#history"), () => showHistory(history));
+  showHeldOut(stats.heldout, stats.accuracy);
+  redrawOnResize($("#heldout"), () => showHeldOut(stats.heldout, stats.accuracy));
+  showPerDigit(stats.accuracy, stats.users_confusion);
   showPerLabel(stats.samples.per_label);
   showRecent(recent.samples);
+  showDisagreements(stats.disagreements);
+  showUsersConfusion(stats.users_confusion);
+  $("#users-confusion-model").addEventListener("change", () => showUsersConfusion(stats.users_confusion));
   showConfusion(stats.confusion);
 }
 
+setUpExport();
 load().catch((error) => {
   showNotice(`The figures could not be loaded: ${error.message}`);
   $("#history").textContent = "Unavailable.";
+  $("#heldout").textContent = "Unavailable.";
 });

@@ -135,6 +135,16 @@ def swipe(page, path: list[tuple[float, float]]) -> float:
     return scroll
 
 
+def axe_violations(page, where: str) -> dict[str, str]:
+    """axe-core's findings on the page as it is now (its script injected, the CSP bypassed), keyed by `where`."""
+    page.add_script_tag(path=str(npm_file("axe-core/axe.min.js")))
+    found = {}
+    for violation in page.evaluate("async () => (await axe.run()).violations"):
+        targets = [" ".join(map(str, node["target"])) for node in violation["nodes"]][:5]
+        found[f"{where} {violation['id']}"] = f"{violation['help']}: {targets}"
+    return found
+
+
 def press(page, selector: str) -> None:
     """Click with the mouse, or tap on a touch screen."""
     if page.device == "mobile":

@@ -25,6 +25,7 @@ MNIST = ROOT.parent / "shared" / "data" / "mnist"
 # create-only log, S3 and its outages, fleet convergence, kills, exclusions, undo and review). The rest: SQLite.
 BOTH_DATABASES = {
     "test_api",
+    "test_comparison",
     "test_database",
     "test_deploy",
     "test_reliability",

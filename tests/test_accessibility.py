@@ -4,7 +4,7 @@ phone, and no axe-core (npm) violations in light and dark, on a phone and a desk
 from __future__ import annotations
 
 import pytest
-from browsing import DEVICES, draw, needs_chromium, npm_file, open_page
+from browsing import DEVICES, axe_violations, draw, needs_chromium, open_page
 from drawings import stroke_canvas, to_data_url
 
 PAGES = ["/", "/models", "/internals", "/about"]
@@ -73,17 +73,12 @@ def test_axe_finds_nothing_in_light_and_dark(app, browser, base_url, device):
     """axe-core, injected with the page's CSP bypassed (the page itself allows only its own scripts)."""
     for label in (1, 7, 1):
         train(app, label)
-    axe = npm_file("axe-core/axe.min.js")
     found = {}
     for scheme in ("light", "dark"):
         page = open_page(browser, base_url, device, bypass_csp=True, color_scheme=scheme)
         for path in PAGES:
             show_everything(page, path)
-            page.add_script_tag(path=str(axe))
-            violations = page.evaluate("async () => (await axe.run()).violations")
-            for violation in violations:
-                targets = [" ".join(map(str, node["target"])) for node in violation["nodes"]][:5]
-                found[f"{scheme} {path} {violation['id']}"] = f"{violation['help']}: {targets}"
+            found |= axe_violations(page, f"{scheme} {path}")
         assert page.console_errors == []
         page.context.close()
     assert found == {}

@@ -165,7 +165,7 @@ def test_a_store_written_before_the_database_opens_on_the_same_models_and_figure
         answer = again.get(path, headers=ADMIN).get_json()
         for changing in ("learner_seen_seconds_ago",):
             answer.pop(changing, None), expected.pop(changing, None)
-        assert answer == expected, path
+        assert without_held_out(answer) == without_held_out(expected), path
     assert again.post("/api/predict", json={"image": SEVEN}).get_json() == predicted
 
 
@@ -192,10 +192,22 @@ def test_an_exclusion_beyond_the_window_leaves_the_models_and_changes_the_figure
         assert (store / name).exists()
     again = replayed.test_client()
     assert [again.post("/api/predict", json={"image": image}).get_json() for image in (ONE, SEVEN, ZERO)] == answers
-    stats = again.get("/api/stats").get_json()
+    stats = without_held_out(again.get("/api/stats").get_json())
+    figures = without_held_out(figures)
     assert {k: stats[k] for k in ("samples", "accuracy", "history")} == {
         k: figures[k] for k in ("samples", "accuracy", "history")
     }
+
+
+def without_held_out(stats: dict) -> dict:
+    """/api/stats less the retrained models' held-out figures: a learner's timeline (it scores the slice every so
+    many versions and when idle), not a function of the log; a new database starts its own."""
+    stats = json.loads(json.dumps(stats))
+    stats.pop("heldout", None)
+    for model in stats.get("accuracy", {}).values():
+        for key in ("t10k", "t10k_version"):
+            model["retrained"].pop(key, None)
+    return stats
 
 
 def test_snapshots_have_a_fixed_size():

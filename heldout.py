@@ -1,0 +1,103 @@
+"""Held-out MNIST digits shipped with the app (`models/heldout.npz`), never trained on: what the learner scores
+the retrained models on, in the background, to tell whether learning from users cost accuracy on ordinary
+digits. The shipped originals are scored on the same slice (`python evaluate.py`, into models/metrics.json), so
+the two figures compare like for like.
+
+    python heldout.py --data ../shared/data/mnist      # write models/heldout.npz: 200 t10k digits per label
+
+The slice is class-balanced and drawn with a fixed seed from all of t10k. Its digits went through the service's
+own preprocessing and are stored as uint8 (the same quantisation as the replay sample and the user memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+PER_LABEL = 200  # 2,000 digits: a figure's standard error is ~0.3 points at 98%
+SEED = 20261201
+# The learner scores the slice every this many versions (~0.35 s of CPU for both models on a 2-core machine:
+# ~3% of the ~110 ms each label costs), or once it has been idle this long with the version moved.
+EVERY_VERSIONS = 100
+IDLE_SECONDS = 30.0
+MAX_POINTS = 400  # the curve kept in the database: every other point goes when it is full
+PUBLISHED_POINTS = 200  # ...and at most this many are published
+BATCH = 100  # digits per forward pass: 1,000 at once cost the learner 185 MB of resident memory, 100 cost 25
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    images: np.ndarray  # (n, 28, 28) uint8, preprocessed
+    labels: np.ndarray  # (n,) int64
+
+    @property
+    def digits(self) -> np.ndarray:
+        """The digits as the models take them: float32, ink 1.0 on 0.0."""
+        return self.images / np.float32(255)
+
+    def accuracy(self, model) -> float:
+        """The share of the slice `model` (anything with `predict_proba`) answers right."""
+        digits = self.digits
+        answers = np.concatenate(
+            [model.predict_proba(digits[i : i + BATCH]).argmax(1) for i in range(0, len(digits), BATCH)]
+        )
+        return float((answers == self.labels).mean())
+
+    def score(self, models: dict) -> dict[str, float]:
+        """{"fnn": accuracy, "cnn": accuracy}, rounded as published."""
+        return {name: round(self.accuracy(model), 4) for name, model in models.items()}
+
+
+def load(models_dir: Path) -> HeldOut | None:
+    """The shipped slice, or None if the file is absent (then no held-out figures are measured)."""
+    path = Path(models_dir) / "heldout.npz"
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        return HeldOut(data["images"], data["labels"].astype(np.int64))
+
+
+def add_point(points: list[dict], point: dict) -> list[dict]:
+    """The curve with `point` (version, fnn, cnn) appended; thinned to every other point when full, keeping the
+    first and the latest, so it stays a few KB however long the service runs."""
+    points = [*points, point]
+    if len(points) > MAX_POINTS:
+        points = points[:-1:2] + points[-1:]
+    return points
+
+
+def published(points: list[dict]) -> list[dict]:
+    """At most PUBLISHED_POINTS of the curve, evenly spaced, the latest always in."""
+    step = max(1, -(-len(points) // PUBLISHED_POINTS))
+    return points[::-1][::step][::-1]
+
+
+def make_slice(data: Path, path: Path) -> None:
+    """Pick PER_LABEL t10k digits of each label (seeded), preprocess them as the service does, save them."""
+    from functions import quantise
+    from mnist import load_split
+    from train import prepare
+
+    images, labels = load_split(data, "t10k")
+    rng = np.random.default_rng(SEED)
+    picks = np.sort(
+        np.concatenate([rng.choice(np.flatnonzero(labels == d), PER_LABEL, replace=False) for d in range(10)])
+    )
+    digits = np.stack([quantise(d) for d in prepare(images[picks])])
+    np.savez_compressed(path, images=digits, labels=labels[picks].astype(np.uint8), t10k_index=picks.astype(np.uint16))
+    print(f"{path}: {len(picks)} t10k digits ({PER_LABEL} per label), {path.stat().st_size / 1e3:.0f} KB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="a folder with t10k-images/labels-idx*-ubyte.gz")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "models" / "heldout.npz")
+    args = parser.parse_args()
+    make_slice(args.data, args.out)
+
+
+if __name__ == "__main__":
+    main()
