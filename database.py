@@ -4,7 +4,9 @@ this holds what is derived from it, so a lost database is rebuilt from the log (
 
     drawings   one row per drawing entry: kind, label, source, time, whether it is excluded, whether the
                retrained models unlearned it, and what each of the four models said of it before learning it
-               (indexed for the review queue and for the drawings original and retrained answered differently)
+               (indexed for the review queue)
+    differing_drawings   the numbers of the drawings (not excluded) an original and its retrained model answered
+               differently
     counts     scored drawings per (excluded, label, source): the review queue's totals without a count(*)
     history    the recent accuracy at some versions (at most 2 x scores.HISTORY_POINTS rows)
     meta       the learner's version and fingerprint, the figures (a few hundred bytes, scores.Figures) and the
@@ -39,7 +41,8 @@ logger = logging.getLogger(__name__)
 
 COLUMNS = {name: name.replace(".", "_") for name in NAMES}  # "fnn.original" -> fnn_original
 # Drawings on which an original and its retrained model answered differently, before learning them (the models
-# page's gallery): a partial index holds just those, newest found first, so the query reads a dozen rows.
+# page's gallery). Their numbers are kept in a table of their own, so the latest dozen are a dozen rows read
+# backwards by its key: a partial index was left unused by both planners (a sort of every such row instead).
 DIFFERS = "scored = 1 AND is_excluded = 0 AND ({})".format(
     " OR ".join(f"d_{m}_original <> d_{m}_retrained" for m in MODELS)
 )
@@ -63,7 +66,7 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS queue ON drawings (scored, is_excluded, disagreeing DESC, rank, number)",
     "CREATE INDEX IF NOT EXISTS queue_label ON drawings (scored, is_excluded, label, disagreeing DESC, rank, number)",
     "CREATE INDEX IF NOT EXISTS queue_source ON drawings (scored, is_excluded, source, disagreeing DESC, rank, number)",
-    f"CREATE INDEX IF NOT EXISTS differing ON drawings (number) WHERE {DIFFERS}",
+    "CREATE TABLE IF NOT EXISTS differing_drawings (number BIGINT PRIMARY KEY)",
     "CREATE TABLE IF NOT EXISTS history (version BIGINT PRIMARY KEY, point TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS counts (is_excluded INTEGER NOT NULL, label INTEGER NOT NULL, source TEXT NOT NULL,
         n BIGINT NOT NULL, PRIMARY KEY (is_excluded, label, source))""",
@@ -195,7 +198,7 @@ class Database:
     def clear(self) -> None:
         """Forget everything derived (the log is untouched): the learner's next boot replays it."""
         with self.transaction() as tx:
-            for table in ("drawings", "counts", "history", "meta"):
+            for table in ("drawings", "differing_drawings", "counts", "history", "meta"):
                 tx.execute(f"DELETE FROM {table}")
 
     # --- what servers ask ---
@@ -235,14 +238,22 @@ class Database:
     def differing(self, limit: int) -> list[Row]:
         """The latest drawings (not excluded) on which an original and its retrained model answered differently
         before learning them, newest first."""
-        rows = self.read(f"SELECT {ROW} FROM drawings WHERE {DIFFERS} ORDER BY number DESC LIMIT ?", (limit,))
+        rows = self.read(
+            f"SELECT {ROW} FROM drawings WHERE number IN "
+            "(SELECT number FROM differing_drawings ORDER BY number DESC LIMIT ?) ORDER BY number DESC",
+            (limit,),
+        )
         return [to_row(values) for values in rows]
 
-    def confusion(self) -> dict[str, list[list[int]]]:
-        """Each model's confusion matrix over the learned drawings (train, scored, not excluded), counted from
-        every row: once, for figures written before they kept the matrices (scores.Figures.count keeps them)."""
+    def count_from_every_row(self) -> dict[str, list[list[int]]]:
+        """Once, for a database written before the confusion matrices and the differing drawings were kept (the
+        learner keeps both since): the differing drawings' numbers, and each model's confusion matrix over the
+        learned drawings (train, scored, not excluded), from every row."""
         matrices = {}
         with self.transaction() as tx:
+            tx.execute(
+                f"INSERT INTO differing_drawings SELECT number FROM drawings WHERE {DIFFERS} ON CONFLICT DO NOTHING"
+            )
             for name, column in COLUMNS.items():
                 matrix = [[0] * 10 for _ in range(10)]
                 for label, answer, n in tx.execute(
@@ -388,6 +399,14 @@ class Transaction:
         )  # fmt: skip
         if row["scored"]:
             self.count(row["excluded"], row["label"], row["source"], 1)
+        self.sync_differing(row["number"])
+
+    def sync_differing(self, number: int) -> None:
+        """Drawing `number` in the differing drawings or not, as its row now says."""
+        self.execute("DELETE FROM differing_drawings WHERE number = ?", (number,))
+        self.execute(
+            f"INSERT INTO differing_drawings SELECT number FROM drawings WHERE number = ? AND {DIFFERS}", (number,)
+        )
 
     def count(self, excluded: bool, label: int, source: str, change: int) -> None:
         self.execute(
@@ -402,11 +421,13 @@ class Transaction:
         if row["scored"] and excluded != row["excluded"]:
             self.count(row["excluded"], row["label"], row["source"], -1)
             self.count(excluded, row["label"], row["source"], 1)
+        self.sync_differing(row["number"])
 
     def set_scores(self, number: int, row: dict) -> None:
         assignments = ", ".join(f"d_{c} = ?, p_{c} = ?" for c in COLUMNS.values())
         self.execute(f"UPDATE drawings SET {assignments}, disagreeing = ?, rank = ? WHERE number = ?",
                      (*score_values(row), disagreeing(row), rank(row), number))  # fmt: skip
+        self.sync_differing(number)
 
 
 def score_values(row: dict) -> list:

@@ -714,8 +714,8 @@ class LogLearner:
             meta = self.db.meta()
         self.db_version = meta.get("version", 0)
         self.figures = Figures.from_json(meta.get("figures"), self.db.history())
-        if self.figures.confusion is None:  # figures of a store from before the matrices: count them once
-            self.figures.confusion = self.db.confusion()
+        if self.figures.confusion is None:  # a database from before the matrices: count them (and more) once
+            self.figures.confusion = self.db.count_from_every_row()
         self.heldout_curve = [p for p in meta.get(HELDOUT, []) if p["model_version"] <= self.db_version]
         numbers = self.journal.checkpoints()  # one listing for both kinds of checkpoint
         restored = self._load_standby_checkpoint(numbers) or self._load_checkpoint(
