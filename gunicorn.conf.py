@@ -18,6 +18,9 @@ threads = 4  # numpy, Pillow and TensorFlow release the GIL: threads serve concu
 graceful_timeout = 20  # under Heroku's 30 s, leaving the hand-over its time
 if Config.from_env().role == "all":
     workers = 1
+    # A train holds its thread until the learner's step includes it: a crowd's labels can only be learned together
+    # (learner.MAX_GROUP) if as many wait at once. Predictions do not wait on anything.
+    threads = 16
 
 
 def worker_exit(server, worker) -> None:

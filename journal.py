@@ -4,6 +4,7 @@ Layout in a store (the same for a folder and a bucket):
     drawings/<time>-<id>.png      one image per drawing, written before its entry
     log/<n:010d>.json             entry n: kind, label, image key, time, source, strokes
     checkpoints/<n:010d>.zip      retrained models and stats after applying entries 1..n
+    groups/<n:010d>-<m:010d>      entries n..m were learned in one step (a crowd: learner.py), empty
 
 An entry is claimed with a create-only write; a writer that loses the race for n tries n+1.
 A drawing whose entry was never written (a crash in between) was never acknowledged.
@@ -25,6 +26,7 @@ from storage import Storage
 LOG = "log/"
 DRAWINGS = "drawings/"
 CHECKPOINTS = "checkpoints/"
+GROUPS = "groups/"
 # While a standby learner waits, the leader overwrites this one every KEEP_EVERY entries (learner.py): a crash then
 # costs the standby at most that many entries of replay, and the bucket does not grow. Not a numbered checkpoint.
 STANDBY_CHECKPOINT = "standby/checkpoint.zip"
@@ -40,6 +42,10 @@ def entry_key(number: int) -> str:
 
 def checkpoint_key(number: int) -> str:
     return f"{CHECKPOINTS}{number:010d}.zip"
+
+
+def group_key(first: int, last: int) -> str:
+    return f"{GROUPS}{first:010d}-{last:010d}"
 
 
 def zip_files(files: dict[str, bytes]) -> bytes:
@@ -158,6 +164,22 @@ class Journal:
             return self.storage.get(entry.image) if entry.image else None
         except KeyError:
             return None
+
+    # --- groups: the learner's record of entries it learned in one step --------------------------
+
+    def write_group(self, first: int, last: int) -> None:
+        """Record that entries first..last are learned in one step, before it is taken: a replay, or the learner
+        that takes over from one that stopped mid-group, groups them the same way. Create-only."""
+        self.storage.create(group_key(first, last), b"")
+
+    def groups_after(self, number: int) -> dict[int, int]:
+        """{first: last} of the groups recorded from entry `number` + 1 on (one listing)."""
+        groups = {}
+        for key in self.storage.list(GROUPS, start_after=group_key(number, 0)):
+            match = re.fullmatch(r"(\d{10})-(\d{10})", key.rsplit("/", 1)[-1])
+            if match and int(match.group(1)) > number:
+                groups[int(match.group(1))] = int(match.group(2))
+        return groups
 
     # --- checkpoints ---------------------------------------------------------------------------
 

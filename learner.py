@@ -70,6 +70,10 @@ WAITING = "learner_waiting"  # meta key: when a `learn` process last said it wai
 WAITING_FRESH_SECONDS = 10.0
 SHUTDOWN_SECONDS = 20  # after SIGTERM, the learner exits by then whatever hangs (Heroku kills it at 30)
 LEARNER_POOL_SIZE = 3  # its loop, its checkpoint writer and a spare; 5 per web worker (database.POOL_SIZE)
+# Labels arriving faster than one step each are learned together: the learner takes every train entry waiting
+# when it starts a step (known to exist: handed over, announced or found in the log), at most this many, in one
+# step over all their views with one replay batch. One at a calm rate: one SGD step per correction.
+MAX_GROUP = 16
 
 
 # --- online learning --------------------------------------------------------------------------------
@@ -117,11 +121,15 @@ class Learner:
     def models(self) -> dict:
         return {"fnn": self.fnn, "cnn": self.cnn}
 
-    def batch(self, number: int, digit: np.ndarray, label: int) -> tuple[np.ndarray, np.ndarray]:
-        """Entry `number`'s batch: (n, 28, 28) float32 images and (n,) labels, ordered
-        [24 augmented views, replayed user drawings, replayed MNIST digits] so each model takes a prefix."""
-        rng = np.random.default_rng(number)
-        images, labels = [augment(digit, rng)], [np.full(24, label)]
+    def batch(self, group: list[tuple[int, np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """The batch of a group of entries [(number, digit, label)] learned in one step: (n, 28, 28) float32 images
+        and (n,) labels, ordered [24 augmented views of each drawing, replayed user drawings, replayed MNIST digits]
+        so each model takes a prefix. Each drawing's views are seeded by its own number, the replay by the group's
+        first: a group of one is exactly the single step of one entry."""
+        rng = np.random.default_rng(group[0][0])
+        images = [augment(group[0][1], rng)]
+        images += [augment(digit, np.random.default_rng(number)) for number, digit, _ in group[1:]]
+        labels = [np.full(24, label) for _, _, label in group]
         if self.recipe.user_replay and self.memory:
             picks = rng.choice(len(self.memory), min(self.recipe.user_replay, len(self.memory)), replace=False)
             images.append(np.stack([self.memory[i][0] for i in picks]) / np.float32(255))
@@ -134,15 +142,17 @@ class Learner:
             labels.append(replay_labels[picks])
         return np.concatenate(images).astype(np.float32), np.concatenate(labels).astype(np.int64)
 
-    def learn(self, number: int, digit: np.ndarray, label: int) -> None:
-        """One SGD step of both models on entry `number`'s batch, then remember the drawing."""
-        images, labels = self.batch(number, digit, label)
-        n_mnist = len(labels) - 24 - min(self.recipe.user_replay, len(self.memory))
+    def learn(self, group: list[tuple[int, np.ndarray, int]]) -> None:
+        """One SGD step of both models on a group's batch (one entry at a calm rate, the entries waiting under a
+        crowd), then remember its drawings."""
+        images, labels = self.batch(group)
+        views = 24 * len(group)
+        n_mnist = len(labels) - views - min(self.recipe.user_replay, len(self.memory))
         fnn_size = len(labels) - n_mnist + min(self.recipe.fnn_mnist_replay, n_mnist)
         cnn_size = len(labels) - n_mnist + min(self.recipe.cnn_mnist_replay, n_mnist)
         self.fnn.train_step(images[:fnn_size], labels[:fnn_size], learning_rate=self.recipe.fnn_learning_rate)
         self.cnn.train_step(images[:cnn_size], labels[:cnn_size])
-        self.memory.append((quantise(digit), label))
+        self.memory.extend((quantise(digit), label) for _, digit, label in group)
 
     def take_models(self, models: dict) -> None:
         """Take copies of these models (keeping this CNN object, so its traced functions stay warm)."""
@@ -202,6 +212,11 @@ class LogLearner:
         self.head = 0  # the newest entry known to exist (a notification, this process's own append)
         # Entries handed over (a notification, or this process's own append with the drawing's PNG): not read back.
         self.handed: dict[int, tuple[Entry, bytes | None]] = {}
+        self.groups: dict[int, int] = {}  # {first: last} of recorded groups not applied yet (found at a restore)
+        # New groups start at this entry on: only past what the log held when this learner took over, so a learner
+        # replaying entries that an earlier one applied one by one (a lost database: no facts, no record of the
+        # singles) never groups them otherwise than they were.
+        self.group_from = float("inf")
         self.stale = False  # the database refused a write: reload before going on
         self.applied = 0  # entries this process applied since it booted (a fleet test counts them)
         self.booted_at = 0  # the version it booted at (checkpoint + replay)
@@ -238,6 +253,7 @@ class LogLearner:
             self._restore()
         self.catch_up()
         self.booted_at, self.applied = self.version, 0
+        self.group_from = self.version + 1
 
     @property
     def models(self) -> dict:
@@ -266,29 +282,70 @@ class LogLearner:
             self.checked_at = time.time()
             while True:
                 number = self.version + 1
-                png = None
-                if number in self.handed:
-                    entry, png = self.handed.pop(number)
-                elif probe or number <= self.head:
-                    try:
-                        entry = self.journal.read_next(number)
-                    except KeyError:
-                        break  # the end of the log, or a writer mid-claim: wait rather than apply out of order
-                    except StorageError:
-                        if applied:
-                            break  # publish what was applied (handed entries need no storage), then retry
-                        raise
-                else:
-                    break
                 try:
-                    self._apply(number, entry, png)
+                    item = self._next(number, probe)
+                except StorageError:
+                    if applied:
+                        break  # publish what was applied (handed entries need no storage), then retry
+                    raise
+                if item is None:
+                    break  # the end of the log, or a writer mid-claim: wait rather than apply out of order
+                try:
+                    group = self._group(number, *item, probe)
+                    if len(group) == 1:
+                        self._apply(number, *item)
+                    else:
+                        self._apply_group(group)
                 except DatabaseError:
                     self.stale = True  # the models may be a step ahead of the facts: reload both
                     raise
-                applied += 1
+                applied += len(group)
+                if len(group) > 1 and budget_seconds is not None:
+                    break  # following the log under a crowd: publish the group now, its trains are waiting
                 if budget_seconds is not None and time.monotonic() - started > budget_seconds:
                     break
         return applied
+
+    def _next(self, number: int, probe: bool) -> tuple[Entry | None, bytes | None] | None:
+        """Entry `number` and its drawing's PNG if handed over, or None if it is not known to exist yet (KeyError
+        from the log: not there yet). StorageError if the log cannot be read."""
+        if number in self.handed:
+            return self.handed.pop(number)
+        if probe or number <= self.head:
+            try:
+                return self.journal.read_next(number), None
+            except KeyError:
+                return None
+        return None
+
+    def _group(self, number: int, entry: Entry | None, png: bytes | None, probe: bool) -> list[tuple]:
+        """The entries to apply in one step from `number` on: the group recorded there (a replay, or a learner
+        that stopped mid-group), else, for a new train entry, every train entry already waiting after it (at most
+        MAX_GROUP): [(number, entry, png)]."""
+        group = [(number, entry, png)]
+        recorded = self.groups.get(number)  # forgotten only once it is applied
+        if recorded is not None:
+            for n in range(number + 1, recorded + 1):
+                item = self._next(n, True)
+                if item is None:  # a group is recorded only over entries that exist: the log is damaged
+                    raise StorageError(f"entry {n} of the group {number}-{recorded} is missing")
+                group.append((n, *item))
+            return group
+        if number < self.group_from or number <= self.db_version or entry is None or entry.kind != "train":
+            return group
+        while len(group) < MAX_GROUP:
+            n = number + len(group)
+            try:
+                item = self._next(n, probe)
+            except StorageError:
+                break  # a group of those at hand; the rest is read again next time
+            if item is None:
+                break
+            if item[0] is None or item[0].kind != "train":
+                self.handed[n] = item  # applied on its own, next
+                break
+            group.append((n, *item))
+        return group
 
     def run(
         self,
@@ -352,17 +409,42 @@ class LogLearner:
         if entry is not None and entry.kind in DRAWING_KINDS:
             digit = self._load_digit(entry, png)
             if record:
-                self._record_drawing(number, self._row(number, entry, digit))
+                self._record_group(number, self._rows([(number, entry, digit)]))
         elif entry is not None and entry.kind in ("exclude", "restore"):
             self._change_exclusions(number, entry, record)
         elif record:
             self._record(number, lambda tx: None)
         self._advance(self.learner, number, entry, digit)
-        self.version = number
-        self.applied += 1
-        if number % self.config.checkpoint_every == 0:
+        self._stepped(number, 1)
+
+    def _apply_group(self, group: list[tuple]) -> None:
+        """Apply train entries first..last in one step: record the group (if this learner formed it), then every
+        drawing's facts in one transaction, each scored by the models as they were before the step."""
+        first, last = group[0][0], group[-1][0]
+        digits = {n: self._load_digit(entry, png) if entry is not None else None for n, entry, png in group}
+        if last > self.db_version:
+            self.journal.write_group(first, last)  # before anything is recorded: a takeover follows it
+            rows = self._rows([(n, entry, digits[n]) for n, entry, _ in group if entry is not None])
+            self._record_group(last, rows)
+        self._learn_group(self.learner, [(n, entry, digits[n]) for n, entry, _ in group])
+        self.groups.pop(first, None)
+        self._stepped(last, len(group))
+
+    def _learn_group(self, learner: Learner, group: list[tuple]) -> None:
+        """One step on a group's drawings [(number, entry, digit)], less the unlearned and unreadable ones."""
+        drawings = [(n, digit, entry.label) for n, entry, digit in group
+                    if entry is not None and digit is not None and n not in self.unlearned]  # fmt: skip
+        if drawings:
+            learner.learn(drawings)
+
+    def _stepped(self, version: int, entries: int) -> None:
+        """The learner is at `version`, `entries` further on: a checkpoint or a kept state when it crossed a
+        multiple of CHECKPOINT_EVERY or KEEP_EVERY (a group may step over one: it is taken at the group's end)."""
+        before, self.version = self.version, version
+        self.applied += entries
+        if version // self.config.checkpoint_every > before // self.config.checkpoint_every:
             self._schedule_checkpoint()
-        elif number % KEEP_EVERY == 0:
+        elif version // KEEP_EVERY > before // KEEP_EVERY:
             self._keep()
             if self.standby_waits():
                 self._schedule_checkpoint(standby=True)
@@ -392,34 +474,39 @@ class LogLearner:
             tx.set_meta("version", number)
         self.db_version = number
 
-    def _record_drawing(self, number: int, row: dict) -> None:
+    def _record_group(self, last: int, rows: list[dict]) -> None:
+        """The facts of the drawings of entries up to `last` (one, or a group's), in one transaction."""
+
         def change(tx) -> None:
-            tx.insert_drawing(row)
-            self.figures.count(row, 1)
-            if row["kind"] == "train" and row["scored"] and self.figures.wants_point(number):
-                save_point(tx, self.figures, number, tx.learned_before(number, scores.RECENT))
+            for row in rows:
+                tx.insert_drawing(row)
+                self.figures.count(row, 1)
+                if row["kind"] == "train" and row["scored"] and self.figures.wants_point(row["number"]):
+                    save_point(tx, self.figures, row["number"], tx.learned_before(row["number"], scores.RECENT))
 
-        self._record(number, change)
+        self._record(last, change)
 
-    def _row(self, number: int, entry: Entry, digit: np.ndarray | None) -> dict:
-        """Drawing `number`'s facts, with what each model said of it before the step that learns from it."""
-        row = {"number": number, "kind": entry.kind, "label": entry.label, "source": entry.source,
-               "created": entry.created, "excluded": False, "unlearned": False, "scored": digit is not None,
-               "predicted": {}, "probability": {}}  # fmt: skip
-        if digit is not None:
-            probs = self._probabilities(digit)
-            row["predicted"] = {name: int(probs[name].argmax()) for name in NAMES}
-            row["probability"] = {name: float(probs[name][entry.label]) for name in NAMES}
-        return row
+    def _rows(self, drawings: list[tuple[int, Entry, np.ndarray | None]]) -> list[dict]:
+        """The facts of the drawings of one step [(number, entry, digit)], with what each model said of them before
+        it: all scored in one batch (a replay scores the same step's drawings alike, so it finds the same)."""
+        rows = [{"number": n, "kind": entry.kind, "label": entry.label, "source": entry.source,
+                 "created": entry.created, "excluded": False, "unlearned": False, "scored": digit is not None,
+                 "predicted": {}, "probability": {}} for n, entry, digit in drawings]  # fmt: skip
+        scored = [(row, digit) for row, (_, _, digit) in zip(rows, drawings, strict=True) if digit is not None]
+        if scored:
+            probs = self._probabilities(np.stack([digit for _, digit in scored]))
+            for i, (row, _) in enumerate(scored):
+                row["predicted"] = {name: int(probs[name][i].argmax()) for name in NAMES}
+                row["probability"] = {name: float(probs[name][i][row["label"]]) for name in NAMES}
+        return rows
 
-    def _probabilities(self, digit: np.ndarray) -> dict[str, np.ndarray]:
-        batch = digit[None]
-        cnn_original, cnn_retrained = self._cnns(batch)
+    def _probabilities(self, digits: np.ndarray) -> dict[str, np.ndarray]:
+        cnn_original, cnn_retrained = self._cnns(digits)
         return {
-            "fnn.original": self.original["fnn"].predict_proba(batch)[0],
-            "cnn.original": cnn_original[0],
-            "fnn.retrained": self.learner.fnn.predict_proba(batch)[0],
-            "cnn.retrained": cnn_retrained[0],
+            "fnn.original": self.original["fnn"].predict_proba(digits),
+            "cnn.original": cnn_original,
+            "fnn.retrained": self.learner.fnn.predict_proba(digits),
+            "cnn.retrained": cnn_retrained,
         }
 
     def _change_exclusions(self, number: int, entry: Entry, record: bool) -> None:
@@ -473,15 +560,7 @@ class LogLearner:
             self.learner.take_models(self.original)
             self.learner.memory.clear()
         start = 0 if restored is None else restored[0]
-        rescored = {}
-        for number in range(start + 1, last + 1):
-            entry, digit = self.journal.read(number), None
-            if entry is not None and entry.kind in DRAWING_KINDS:
-                digit = self._load_digit(entry)
-                if digit is not None and number >= first:
-                    rescored[number] = self._row(number, entry, digit)
-            self._advance(self.learner, number, entry, digit)
-        return rescored
+        return self._replay(self.learner, start, last, score_from=first)
 
     def _load_digit(self, entry: Entry, png: bytes | None = None) -> np.ndarray | None:
         return stored_digit(png if png is not None else self.journal.drawing(entry))
@@ -498,7 +577,7 @@ class LogLearner:
         elif entry.kind == "train" and number not in self.unlearned:
             digit = digit if digit is not None else self._load_digit(entry)
             if digit is not None:
-                learner.learn(number, digit, entry.label)
+                learner.learn([(number, digit, entry.label)])
 
     def _rewind(self, learner: Learner, target: int) -> None:
         """Make `learner` what entries 1..target made it: the newest checkpoint up to `target`, then replay.
@@ -508,8 +587,31 @@ class LogLearner:
             learner.take_models(self.original)
             learner.memory.clear()
         start = 0 if restored is None else restored[0]
-        for number in range(start + 1, target + 1):
-            self._advance(learner, number, self.journal.read(number))
+        self._replay(learner, start, target)
+
+    def _replay(self, learner: Learner, start: int, end: int, score_from: int | None = None) -> dict[int, dict]:
+        """Redo entries start+1..end on `learner` as they were learned: the recorded groups in one step each (a
+        group is cut at `end`: a rollback to within it). With `score_from`, the drawings from there on, re-scored
+        (by this learner's models, before the step that learns them)."""
+        groups = self.journal.groups_after(start)
+        rescored = {}
+        number = start + 1
+        while number <= end:
+            last = min(groups.get(number, number), end)
+            items = []
+            for n in range(number, last + 1):
+                entry = self.journal.read(n)
+                digit = self._load_digit(entry) if entry is not None and entry.kind in DRAWING_KINDS else None
+                items.append((n, entry, digit))
+            if score_from is not None and last >= score_from:  # the whole step's drawings, as when it was taken
+                drawn = [(n, entry, digit) for n, entry, digit in items if digit is not None]
+                rescored |= {row["number"]: row for row in self._rows(drawn) if row["number"] >= score_from}
+            if last > number:
+                self._learn_group(learner, items)
+            else:
+                self._advance(learner, number, *items[0][1:])
+            number = last + 1
+        return rescored
 
     # --- held-out digits ---
 
@@ -729,6 +831,7 @@ class LogLearner:
         self.excluded = set(state.get("excluded", []))
         self.unlearned = set(state.get("unlearned", self.excluded))
         self.handed = {n: handed for n, handed in self.handed.items() if n > number}
+        self.groups = self.journal.groups_after(number)
         self.stale = False
         if number:
             logger.info("restored checkpoint %d (the database has recorded %d entries)", number, self.db_version)

@@ -1,6 +1,6 @@
 """Prequential (test-then-train) streams through the real service, in hands unlike MNIST's.
 
-    python bench/online.py [--n 600] [--streams uci,slanted,rotated,thick,narrow]
+    python bench/online.py [--n 600] [--streams uci,slanted,rotated,thick,narrow] [--crowd 1]
 
 For each stream a fresh app (on a temp store) gets every drawing as a browser sends it: first
 POST /api/predict (every model's guess is recorded), then POST /api/train with the true label.
@@ -8,6 +8,10 @@ Printed per stream and model: prequential accuracy of the original and the retra
 whole stream and its last half, and accuracy on held-out MNIST (the second half of t10k, never
 streamed) before and after the stream. Goals: retrained gains >= 5 points over original on every
 stream, and loses <= 0.5 point on held-out MNIST.
+
+`--crowd K` feeds the stream at a crowd's pace: K drawings at a time are predicted, then their K trains arrive
+together (K request threads, while the learner finishes its previous step), so the learner takes them in one
+step (learner.MAX_GROUP), as it does when K people label at once.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -37,7 +42,24 @@ def held_out_accuracy(models: dict, digits: np.ndarray, labels: np.ndarray) -> d
     return {name: float((models[name].predict_proba(digits).argmax(axis=1) == labels).mean()) for name in MODELS}
 
 
-def run_stream(name: str, n: int, digits: np.ndarray, labels: np.ndarray) -> dict:
+def train_together(app, learner, drawings: list[tuple[str, int]]) -> None:
+    """POST these trains at once, so that all of them wait for the learner's next step together."""
+
+    def post(image: str, label: int) -> None:
+        response = app.test_client().post("/api/train", json={"image": image, "label": label})
+        assert response.status_code == 200, response.get_json()
+
+    threads = [threading.Thread(target=post, args=drawing) for drawing in drawings]
+    with learner._lock:  # the learner is busy: every train is appended and handed over before its next step
+        for thread in threads:
+            thread.start()
+        while len(learner.handed) < len(drawings):
+            time.sleep(0.001)
+    for thread in threads:
+        thread.join()
+
+
+def run_stream(name: str, n: int, digits: np.ndarray, labels: np.ndarray, crowd: int = 1) -> dict:
     drawings = stream(name, n)
     with tempfile.TemporaryDirectory() as store:
         app = create_app(Config(storage_url=store, checkpoint_every=100_000, rate_limits="off"))
@@ -46,13 +68,18 @@ def run_stream(name: str, n: int, digits: np.ndarray, labels: np.ndarray) -> dic
         before = held_out_accuracy(learner.models, digits, labels)
         hits = {f"{m}.{v}": [] for m in MODELS for v in ("original", "retrained")}
         started = time.perf_counter()
-        for image, label in drawings:
-            predictions = client.post("/api/predict", json={"image": image}).get_json()["predictions"]
-            for key in hits:
-                model, variant = key.split(".")
-                hits[key].append(predictions[model][variant][0]["digit"] == label)
-            response = client.post("/api/train", json={"image": image, "label": label})
-            assert response.status_code == 200, response.get_json()
+        for start in range(0, len(drawings), crowd):
+            together = drawings[start : start + crowd]
+            for image, label in together:
+                predictions = client.post("/api/predict", json={"image": image}).get_json()["predictions"]
+                for key in hits:
+                    model, variant = key.split(".")
+                    hits[key].append(predictions[model][variant][0]["digit"] == label)
+            if crowd == 1:
+                response = client.post("/api/train", json={"image": together[0][0], "label": together[0][1]})
+                assert response.status_code == 200, response.get_json()
+            else:
+                train_together(app, learner, together)
         seconds = time.perf_counter() - started
         after = held_out_accuracy(learner.models, digits, labels)
     half = n // 2
@@ -89,12 +116,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=600, help="drawings per stream")
     parser.add_argument("--streams", default=",".join(STREAMS))
+    parser.add_argument("--crowd", type=int, default=1, help="drawings that arrive together (one step each group)")
     args = parser.parse_args()
     images, labels = held_out()
     digits = np.stack([preprocess(image / 255.0) for image in images])
     missed = []
     for name in args.streams.split(","):
-        missed += report(run_stream(name, args.n, digits, labels))
+        missed += report(run_stream(name, args.n, digits, labels, args.crowd))
     print("\ngoals: " + ("all met" if not missed else "missed:\n  " + "\n  ".join(missed)))
 
 

@@ -39,13 +39,23 @@ class Client:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
     def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, float]:
+        status, ms, _ = self.call_json(method, path, body)
+        return status, ms
+
+    def call_json(self, method: str, path: str, body: dict | None = None) -> tuple[int, float, dict]:
+        """(status, milliseconds, the JSON answer or {})."""
         payload = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if payload else {}
         started = time.perf_counter()
         self.connection.request(method, path, body=payload, headers=headers)
         response = self.connection.getresponse()
-        response.read()
-        return response.status, (time.perf_counter() - started) * 1000
+        data = response.read()
+        ms = (time.perf_counter() - started) * 1000
+        try:
+            answer = json.loads(data) if response.getheader("Content-Type", "").startswith("application/json") else {}
+        except ValueError:
+            answer = {}
+        return response.status, ms, answer
 
 
 def train_bodies(n: int) -> list[dict]:

@@ -37,29 +37,29 @@ def test_shipped_replay_sample_is_small_and_balanced():
 def test_batch_mixes_views_memory_and_mnist():
     recipe = Recipe(fnn_mnist_replay=40, cnn_mnist_replay=10, user_replay=5)
     model = learner(recipe)
-    images, labels = model.batch(1, digit(1), 3)
+    images, labels = model.batch([(1, digit(1), 3)])
     assert images.shape == (24 + 40, 28, 28) and (labels[:24] == 3).all()  # no memory yet
     for n in range(2, 9):
-        model.learn(n, digit(n), n % 10)
-    images, labels = model.batch(9, digit(9), 4)
+        model.learn([(n, digit(n), n % 10)])
+    images, labels = model.batch([(9, digit(9), 4)])
     assert images.shape == (24 + 5 + 40, 28, 28) and images.dtype == np.float32
     assert set(labels[24:29]) <= {n % 10 for n in range(2, 9)}
-    assert np.array_equal(model.batch(9, digit(9), 4)[0], images)  # seeded by the entry number
+    assert np.array_equal(model.batch([(9, digit(9), 4)])[0], images)  # seeded by the entry number
 
 
 def test_replicas_applying_the_same_entries_agree_exactly():
     first, second = learner(), learner()
     for n in range(1, 6):
-        first.learn(n, digit(n), 1)
+        first.learn([(n, digit(n), 1)])
     checkpointed = learner()
     files = {"fnn.npz": first.fnn.to_bytes(), "cnn.npz": first.cnn.to_bytes(), "memory.npz": first.memory_bytes()}
     checkpointed.load(files)
     for n in range(1, 6):
-        second.learn(n, digit(n), 1)
+        second.learn([(n, digit(n), 1)])
     for n in range(6, 9):
-        first.learn(n, digit(n), 7)
-        second.learn(n, digit(n), 7)
-        checkpointed.learn(n, digit(n), 7)
+        first.learn([(n, digit(n), 7)])
+        second.learn([(n, digit(n), 7)])
+        checkpointed.learn([(n, digit(n), 7)])
     probe = np.stack([digit(n) for n in range(20, 24)])
     for model in ("fnn", "cnn"):
         expected = first.models[model].predict_proba(probe)
@@ -70,7 +70,7 @@ def test_replicas_applying_the_same_entries_agree_exactly():
 def test_memory_survives_a_checkpoint():
     model = learner()
     for n in range(1, 4):
-        model.learn(n, digit(n), n)
+        model.learn([(n, digit(n), n)])
     restored = learner()
     restored.memory.extend(read_memory(model.memory_bytes()))
     assert [label for _, label in restored.memory] == [1, 2, 3]
