@@ -212,6 +212,7 @@ class LogLearner:
         self.head = 0  # the newest entry known to exist (a notification, this process's own append)
         # Entries handed over (a notification, or this process's own append with the drawing's PNG): not read back.
         self.handed: dict[int, tuple[Entry, bytes | None]] = {}
+        self.digits: dict[int, np.ndarray] = {}  # ...and their digits, as the server decoded them from the PNG
         self.groups: dict[int, int] = {}  # {first: last} of recorded groups not applied yet (found at a restore)
         # New groups start at this entry on: only past what the log held when this learner took over, so a learner
         # replaying entries that an earlier one applied one by one (a lost database: no facts, no record of the
@@ -262,12 +263,16 @@ class LogLearner:
 
     # --- following the log ---
 
-    def notice(self, number: int, entry: Entry | None = None, png: bytes | None = None) -> None:
+    def notice(
+        self, number: int, entry: Entry | None = None, png: bytes | None = None, digit: np.ndarray | None = None
+    ) -> None:
         """Entry `number` exists (a notification or this process's append); with `entry` (and its drawing's
         `png`), they need not be read from storage."""
         self.head = max(self.head, number)
         if entry is not None and number > self.version:
             self.handed[number] = (entry, png)
+            if digit is not None:
+                self.digits[number] = digit
 
     def catch_up(self, budget_seconds: float | None = None, probe: bool = True) -> int:
         """Apply the entries after the current version, in order; stop after `budget_seconds` (None: all).
@@ -407,7 +412,7 @@ class LogLearner:
         record = number > self.db_version
         digit = None
         if entry is not None and entry.kind in DRAWING_KINDS:
-            digit = self._load_digit(entry, png)
+            digit = self._digit(number, entry, png)
             if record:
                 self._record_group(number, self._rows([(number, entry, digit)]))
         elif entry is not None and entry.kind in ("exclude", "restore"):
@@ -421,7 +426,7 @@ class LogLearner:
         """Apply train entries first..last in one step: record the group (if this learner formed it), then every
         drawing's facts in one transaction, each scored by the models as they were before the step."""
         first, last = group[0][0], group[-1][0]
-        digits = {n: self._load_digit(entry, png) if entry is not None else None for n, entry, png in group}
+        digits = {n: self._digit(n, entry, png) if entry is not None else None for n, entry, png in group}
         if last > self.db_version:
             self.journal.write_group(first, last)  # before anything is recorded: a takeover follows it
             rows = self._rows([(n, entry, digits[n]) for n, entry, _ in group if entry is not None])
@@ -561,6 +566,12 @@ class LogLearner:
             self.learner.memory.clear()
         start = 0 if restored is None else restored[0]
         return self._replay(self.learner, start, last, score_from=first)
+
+    def _digit(self, number: int, entry: Entry, png: bytes | None) -> np.ndarray | None:
+        """Entry `number`'s digit: as handed over with it (`digit_from_png` of its stored PNG is that exactly), or
+        decoded from the PNG."""
+        digit = self.digits.pop(number, None)
+        return digit if digit is not None else self._load_digit(entry, png)
 
     def _load_digit(self, entry: Entry, png: bytes | None = None) -> np.ndarray | None:
         return stored_digit(png if png is not None else self.journal.drawing(entry))
@@ -831,6 +842,7 @@ class LogLearner:
         self.excluded = set(state.get("excluded", []))
         self.unlearned = set(state.get("unlearned", self.excluded))
         self.handed = {n: handed for n, handed in self.handed.items() if n > number}
+        self.digits = {n: digit for n, digit in self.digits.items() if n > number}
         self.groups = self.journal.groups_after(number)
         self.stale = False
         if number:
@@ -925,9 +937,9 @@ class InProcessLearner:
         self._thread = threading.Thread(target=self._loop, name="learner", daemon=True)
         self._thread.start()
 
-    def _appended(self, number: int, entry: Entry, png: bytes | None) -> None:
+    def _appended(self, number: int, entry: Entry, png: bytes | None, digit: np.ndarray | None) -> None:
         if self.learner is not None and self.lease.held:
-            self.learner.notice(number, entry, png)
+            self.learner.notice(number, entry, png, digit)
             self._wake.set()
 
     def _lead(self) -> None:
