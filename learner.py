@@ -1,6 +1,7 @@
 """The learner: the one role that imports TensorFlow. It follows the log of labelled drawings, applies each
-entry as one SGD step of the retrained models (in order, seeded by the entry's number), writes checkpoints,
-and publishes serving snapshots that servers predict from with numpy (serving.py).
+entry as one SGD step of the retrained models (in order, seeded by the entry's number; under a crowd, the train
+entries waiting together in one step, recorded in the store as a group), writes checkpoints, and publishes serving
+snapshots that servers predict from with numpy (serving.py).
 
     python learner.py      # the `learn` role on its own (Procfile `worker:`), on STORAGE_URL
 

@@ -47,6 +47,16 @@ def open_learner(store: Path, database: Path, **settings) -> LogLearner:
     return LogLearner.open(config, Journal(LocalStorage(store)), Database(config.database))
 
 
+def crowd(tmp_path: Path, drawings, **settings) -> tuple[Path, Journal, LogLearner]:
+    """A learner running on an empty store, then these drawings' trains all at once: learned in groups."""
+    store = tmp_path / "store"
+    journal = Journal(LocalStorage(store))
+    learner = open_learner(store, tmp_path / "a.sqlite3", **settings)
+    log_trains(journal, drawings)
+    learner.catch_up()
+    return store, journal, learner
+
+
 def weights(learner: LogLearner) -> list[np.ndarray]:
     return [*learner.learner.fnn.params.values(), *learner.learner.cnn.model.get_weights()]
 
@@ -108,11 +118,7 @@ def test_a_group_of_one_is_the_single_step(tmp_path, drawings, monkeypatch):
 
 
 def test_a_group_crossing_a_checkpoint_is_checkpointed_at_its_end(tmp_path, drawings):
-    store = tmp_path / "store"
-    journal = Journal(LocalStorage(store))
-    first = open_learner(store, tmp_path / "a.sqlite3", checkpoint_every=8)
-    log_trains(journal, drawings[:12])
-    first.catch_up()
+    store, journal, first = crowd(tmp_path, drawings[:12], checkpoint_every=8)
     first.flush_checkpoints()
     assert first.journal.checkpoints() == [12]  # the group 1-12 stepped over 8: its end is the checkpoint
     log_trains(journal, drawings[12:15])
@@ -126,11 +132,7 @@ def test_a_group_crossing_a_checkpoint_is_checkpointed_at_its_end(tmp_path, draw
 
 
 def test_an_exclusion_of_a_grouped_drawing_rebuilds_the_group_without_it(tmp_path, drawings):
-    store = tmp_path / "store"
-    journal = Journal(LocalStorage(store))
-    learner = open_learner(store, tmp_path / "a.sqlite3", checkpoint_every=4)
-    log_trains(journal, drawings[:10])
-    learner.catch_up()
+    store, journal, learner = crowd(tmp_path, drawings[:10], checkpoint_every=4)
     before = weights(learner)
     append(journal, Entry("exclude", source="admin", samples=[5]))
     learner.catch_up()
