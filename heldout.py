@@ -69,6 +69,11 @@ def add_point(points: list[dict], point: dict) -> list[dict]:
     return points
 
 
+def measured_at(points: list[dict]) -> int:
+    """The version of the curve's latest point (the published figure's), -1 before the first."""
+    return points[-1]["model_version"] if points else -1
+
+
 def published(points: list[dict]) -> list[dict]:
     """At most PUBLISHED_POINTS of the curve, evenly spaced, the latest always in."""
     step = max(1, -(-len(points) // PUBLISHED_POINTS))

@@ -634,7 +634,7 @@ class LogLearner:
             return False
         if not self.heldout_curve:
             return True
-        last = self.heldout_curve[-1]["model_version"]
+        last = heldout.measured_at(self.heldout_curve)
         return last != self.version and (
             self.version - last >= heldout.EVERY_VERSIONS or idle_seconds >= heldout.IDLE_SECONDS
         )
@@ -877,7 +877,7 @@ class Publisher:
             self.flush()
         elif time.monotonic() - self._written >= HEARTBEAT_SECONDS:
             learner = self.learner
-            revision = (learner.version, learner.heldout_curve[-1]["model_version"] if learner.heldout_curve else -1)
+            revision = (learner.version, heldout.measured_at(learner.heldout_curve))
             self._write(lambda: write_pointer(self.db, revision, learner.originals, learner.checked_at))
 
     def flush(self) -> None:

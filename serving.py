@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+import heldout
 import undo
 from config import Config
 from database import LOG_CHANNEL, SNAPSHOT_CHANNEL, Database, DatabaseError
@@ -94,8 +95,7 @@ class Snapshot:
     def revision(self) -> tuple[int, int]:
         """What makes one snapshot newer than another: its version, then the version its held-out figures were
         measured at (the learner scores them when idle too, so a new figure can come without a new version)."""
-        curve = self.stats.get("heldout", {}).get("history")
-        return self.version, curve[-1]["model_version"] if curve else -1
+        return self.version, heldout.measured_at(self.stats.get("heldout", {}).get("history", []))
 
     @classmethod
     def initial(cls, fnn: FNN, cnn: NumpyCNN, originals: str) -> Snapshot:
