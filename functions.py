@@ -183,6 +183,23 @@ def stored_digit(png: bytes | None) -> np.ndarray | None:
         return None
 
 
+def digit_to_text(digit: np.ndarray) -> str:
+    """A preprocessed digit as text that `digit_from_text` reads back exactly (4,184 characters)."""
+    return base64.b64encode(np.asarray(digit, np.float32).tobytes()).decode()
+
+
+def digit_from_text(text: object) -> np.ndarray | None:
+    """The digit `digit_to_text` wrote, or None if `text` is not one."""
+    try:
+        raw = base64.b64decode(text, validate=True) if isinstance(text, str) else b""
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != DIGIT_SIZE * DIGIT_SIZE * 4:
+        return None
+    digit = np.frombuffer(raw, np.float32).reshape(DIGIT_SIZE, DIGIT_SIZE)
+    return digit if np.isfinite(digit).all() and digit.min() >= 0 and digit.max() <= 1 else None
+
+
 def digit_of(grey: Image.Image) -> np.ndarray:
     return preprocess(ink_from_grey(np.asarray(grey)))
 

@@ -1,6 +1,6 @@
 """The learner: the one role that imports TensorFlow. It follows the log of labelled drawings, applies each
 entry as one SGD step of the retrained models (in order, seeded by the entry's number; under a crowd, the train
-entries waiting together in one step, recorded in the store as a group), writes checkpoints, and publishes serving
+entries waiting together as one group, recorded in the store), writes checkpoints, and publishes serving
 snapshots that servers predict from with numpy (serving.py).
 
     python learner.py      # the `learn` role on its own (Procfile `worker:`), on STORAGE_URL
@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import signal
 import threading
 import time
@@ -33,7 +34,7 @@ import upgrade
 from config import Config
 from conv_net import CNN, JointPredictor, limit_threads
 from database import LOG_CHANNEL, Database, DatabaseError
-from functions import augment, quantise, stored_digit
+from functions import augment, digit_from_text, quantise, stored_digit
 from journal import DRAWING_KINDS, Entry, Journal, exclusion_changes
 from lease import Lease
 from numpy_cnn import NumpyCNN, state_from_bytes, state_to_bytes
@@ -72,9 +73,11 @@ WAITING_FRESH_SECONDS = 10.0
 SHUTDOWN_SECONDS = 20  # after SIGTERM, the learner exits by then whatever hangs (Heroku kills it at 30)
 LEARNER_POOL_SIZE = 3  # its loop, its checkpoint writer and a spare; 5 per web worker (database.POOL_SIZE)
 # Labels arriving faster than one step each are learned together: the learner takes every train entry waiting
-# when it starts a step (known to exist: handed over, announced or found in the log), at most this many, in one
-# step over all their views with one replay batch. One at a calm rate: one SGD step per correction.
+# when it starts a step (known to exist: handed over, announced or found in the log), at most this many, as one
+# group (Learner.learn: an FNN step each, a CNN step per 4). One at a calm rate: one SGD step per correction.
 MAX_GROUP = 16
+CNN_STEPS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnn-steps")  # Learner.learn's, beside the FNN's
+RECORDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")  # a group's facts, beside its step
 
 
 # --- online learning --------------------------------------------------------------------------------
@@ -97,6 +100,12 @@ class Recipe:
     fnn_learning_rate: float = 0.07
     cnn_learning_rate: float = 0.02
     user_memory: int = 1000  # past user drawings kept to replay from (~0.8 MB)
+    # Under a crowd the CNN takes one step per `cnn_step_entries` entries, each bringing every `cnn_view_stride`th
+    # of its views (Learner.learn): 4 and 4 make that step the size of one single step. bench/online.py --crowd 16
+    # (the last half's accuracy, MNIST forgotten): one step for 16 fell 2-3 points behind one by one and forgot
+    # 0.9; steps of 8 forgot 0.5-1.0; steps of 4 with all views cost 40% more and forgot 0.6.
+    cnn_step_entries: int = 4
+    cnn_view_stride: int = 4
 
 
 def load_replay(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -122,17 +131,15 @@ class Learner:
     def models(self) -> dict:
         return {"fnn": self.fnn, "cnn": self.cnn}
 
-    def batch(self, group: list[tuple[int, np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
-        """The batch of a group of entries [(number, digit, label)] learned in one step: (n, 28, 28) float32 images
-        and (n,) labels, ordered [24 augmented views of each drawing, replayed user drawings, replayed MNIST digits]
-        so each model takes a prefix. Each drawing's views are seeded by its own number, the replay by the group's
-        first: a group of one is exactly the single step of one entry."""
-        rng = np.random.default_rng(group[0][0])
-        images = [augment(group[0][1], rng)]
-        images += [augment(digit, np.random.default_rng(number)) for number, digit, _ in group[1:]]
-        labels = [np.full(24, label) for _, _, label in group]
-        if self.recipe.user_replay and self.memory:
-            picks = rng.choice(len(self.memory), min(self.recipe.user_replay, len(self.memory)), replace=False)
+    def batch(self, number: int, digit: np.ndarray, label: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """One entry's single-step batch: (n, 28, 28) float32 images and (n,) labels, ordered [its 24 augmented
+        views, replayed user drawings, replayed MNIST digits] so each model takes a prefix, all seeded by the
+        entry's number; and how many of them are user drawings."""
+        rng = np.random.default_rng(number)
+        images, labels = [augment(digit, rng)], [np.full(24, label)]
+        users = min(self.recipe.user_replay, len(self.memory))
+        if users:
+            picks = rng.choice(len(self.memory), users, replace=False)
             images.append(np.stack([self.memory[i][0] for i in picks]) / np.float32(255))
             labels.append(np.array([self.memory[i][1] for i in picks]))
         replay_images, replay_labels = self.replay
@@ -141,19 +148,43 @@ class Learner:
             picks = rng.choice(len(replay_labels), n_mnist, replace=False)
             images.append(replay_images[picks] / np.float32(255))
             labels.append(replay_labels[picks])
-        return np.concatenate(images).astype(np.float32), np.concatenate(labels).astype(np.int64)
+        return np.concatenate(images).astype(np.float32), np.concatenate(labels).astype(np.int64), users
 
     def learn(self, group: list[tuple[int, np.ndarray, int]]) -> None:
-        """One SGD step of both models on a group's batch (one entry at a calm rate, the entries waiting under a
-        crowd), then remember its drawings."""
-        images, labels = self.batch(group)
-        views = 24 * len(group)
-        n_mnist = len(labels) - views - min(self.recipe.user_replay, len(self.memory))
-        fnn_size = len(labels) - n_mnist + min(self.recipe.fnn_mnist_replay, n_mnist)
-        cnn_size = len(labels) - n_mnist + min(self.recipe.cnn_mnist_replay, n_mnist)
-        self.fnn.train_step(images[:fnn_size], labels[:fnn_size], learning_rate=self.recipe.fnn_learning_rate)
-        self.cnn.train_step(images[:cnn_size], labels[:cnn_size])
-        self.memory.extend((quantise(digit), label) for _, digit, label in group)
+        """Learn a group of entries [(number, digit, label)]: one at a calm rate, the entries waiting together
+        under a crowd. A group of one is exactly one entry's single step.
+
+        The FNN takes each entry's own single step in turn (~3 ms each). The CNN's step costs ~0.26 ms an image
+        and most of a single step's 184 are replay, so it takes one step per `cnn_step_entries` entries: every
+        `cnn_view_stride`th of each one's views, weighted by the stride (its views' worth), and one single step's
+        replay, a share of each one's picks weighted by their number (their single steps' worth of anchoring)."""
+        recipe, parts = self.recipe, []
+        for number, digit, label in group:
+            images, labels, users = self.batch(number, digit, label)  # each sees the memory as its single step would
+            parts.append((images, labels, users, len(labels) - 24 - users))
+            self.memory.append((quantise(digit), label))
+        # The two models are independent: the CNN's steps (TensorFlow, off the GIL) run beside the FNN's.
+        cnn_steps = CNN_STEPS.submit(lambda: [self._cnn_step(parts[at : at + recipe.cnn_step_entries])
+                                              for at in range(0, len(parts), recipe.cnn_step_entries)])  # fmt: skip
+        for images, labels, users, mnist in parts:
+            fnn = 24 + users + min(recipe.fnn_mnist_replay, mnist)
+            self.fnn.train_step(images[:fnn], labels[:fnn], learning_rate=recipe.fnn_learning_rate)
+        cnn_steps.result()
+
+    def _cnn_step(self, parts: list[tuple[np.ndarray, np.ndarray, int, int]]) -> None:
+        """One CNN step for these entries' single-step batches [(images, labels, user drawings, MNIST digits)]."""
+        j, stride = len(parts), self.recipe.cnn_view_stride if len(parts) > 1 else 1
+        mnist_share = [math.ceil(min(self.recipe.cnn_mnist_replay, mnist) / j) for *_, mnist in parts]
+        takes = [np.r_[0 : 24 : stride, 24 : 24 + math.ceil(users / j), 24 + users + np.arange(share)]
+                 for (_, _, users, _), share in zip(parts, mnist_share, strict=True)]  # fmt: skip
+        images = np.concatenate([part[0][take] for part, take in zip(parts, takes, strict=True)])
+        labels = np.concatenate([part[1][take] for part, take in zip(parts, takes, strict=True)])
+        if j == 1:
+            self.cnn.train_step(images, labels)
+            return
+        views = 24 // stride
+        weights = np.concatenate([np.r_[np.full(views, stride), np.full(len(take) - views, j)] for take in takes])
+        self.cnn.train_step(images, labels, weights.astype(np.float32))
 
     def take_models(self, models: dict) -> None:
         """Take copies of these models (keeping this CNN object, so its traced functions stay warm)."""
@@ -424,15 +455,21 @@ class LogLearner:
         self._stepped(number, 1)
 
     def _apply_group(self, group: list[tuple]) -> None:
-        """Apply train entries first..last in one step: record the group (if this learner formed it), then every
+        """Apply train entries first..last as one group: record the group (if this learner formed it), then every
         drawing's facts in one transaction, each scored by the models as they were before the step."""
         first, last = group[0][0], group[-1][0]
         digits = {n: self._digit(n, entry, png) if entry is not None else None for n, entry, png in group}
+        recording = None
         if last > self.db_version:
             self.journal.write_group(first, last)  # before anything is recorded: a takeover follows it
             rows = self._rows([(n, entry, digits[n]) for n, entry, _ in group if entry is not None])
-            self._record_group(last, rows)
-        self._learn_group(self.learner, [(n, entry, digits[n]) for n, entry, _ in group])
+            # Written while the models step (the facts were scored before it): a DatabaseError reloads both.
+            recording = RECORDER.submit(self._record_group, last, rows)
+        try:
+            self._learn_group(self.learner, [(n, entry, digits[n]) for n, entry, _ in group])
+        finally:
+            if recording is not None:
+                recording.result()
         self.groups.pop(first, None)
         self._stepped(last, len(group))
 
@@ -602,7 +639,7 @@ class LogLearner:
         self._replay(learner, start, target)
 
     def _replay(self, learner: Learner, start: int, end: int, score_from: int | None = None) -> dict[int, dict]:
-        """Redo entries start+1..end on `learner` as they were learned: the recorded groups in one step each (a
+        """Redo entries start+1..end on `learner` as they were learned: the recorded groups as groups (a
         group is cut at `end`: a rollback to within it). With `score_from`, the drawings from there on, re-scored
         (by this learner's models, before the step that learns them)."""
         groups = self.journal.groups_after(start)
@@ -860,16 +897,25 @@ def save_point(tx, figures: Figures, number: int, window: list[dict]) -> None:
 class Publisher:
     """What a leading learner tells other processes: its snapshots, written to storage with the pointer that
     announces them (at most every `gap` seconds; a newer one waits for the next call), and, when it is idle,
-    that it is alive (HEARTBEAT_SECONDS: servers tell a quiet learner from a dead one by that)."""
+    that it is alive (HEARTBEAT_SECONDS: servers tell a quiet learner from a dead one by that).
 
-    def __init__(self, storage: Storage, db: Database, learner: LogLearner, gap: float = 0.0):
+    `background`: snapshots are written by a thread of their own, the newest one whenever the last write is done,
+    so the learner goes on to its next step meanwhile (a snapshot's PUT takes tens of ms under a crowd)."""
+
+    def __init__(self, storage: Storage, db: Database, learner: LogLearner, gap: float = 0.0, background: bool = False):
         self.storage, self.db, self.learner, self.gap = storage, db, learner, gap
         self._pending: Snapshot | None = None
         self._written = 0.0  # monotonic time of the last write (snapshot or heartbeat)
+        self._writing = threading.RLock()  # one write at a time, so the newest is the last
+        self._wanted = threading.Event() if background else None
+        if self._wanted is not None:
+            threading.Thread(target=self._write_wanted, daemon=True, name="publisher").start()
 
     def publish(self, snapshot: Snapshot) -> None:
         self._pending = snapshot
-        if time.monotonic() - self._written >= self.gap:
+        if self._wanted is not None:
+            self._wanted.set()
+        elif time.monotonic() - self._written >= self.gap:
             self.flush()
 
     def idle(self) -> None:
@@ -881,17 +927,25 @@ class Publisher:
             self._write(lambda: write_pointer(self.db, revision, learner.originals, learner.checked_at))
 
     def flush(self) -> None:
-        """Write the pending snapshot now, if any."""
-        snapshot, self._pending = self._pending, None
-        if snapshot is not None:
-            self._write(lambda: publish_snapshot(self.storage, self.db, snapshot))
+        """Write the pending snapshot now, if any (after a write in flight)."""
+        with self._writing:
+            snapshot, self._pending = self._pending, None
+            if snapshot is not None:
+                self._write(lambda: publish_snapshot(self.storage, self.db, snapshot))
+
+    def _write_wanted(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            self.flush()
 
     def _write(self, write: Callable[[], None]) -> None:
-        try:
-            write()
-        except (StorageError, DatabaseError) as error:
-            logger.warning("cannot publish: %s", error)
-        self._written = time.monotonic()
+        with self._writing:
+            try:
+                write()
+            except (StorageError, DatabaseError) as error:
+                logger.warning("cannot publish: %s", error)
+            self._written = time.monotonic()
 
 
 def announce_waiting(db: Database) -> None:
@@ -1044,14 +1098,15 @@ def main() -> None:
         signal.signal(number, terminate)
     learner = LogLearner.load(config, Journal(storage), db)  # TensorFlow and the models: warm before the lease
     learner.standby_waits = lambda: learner_waiting(db)  # one database read every KEEP_EVERY entries
-    publisher = Publisher(storage, db, learner)
+    publisher = Publisher(storage, db, learner, background=True)
     lease = Lease(config.database)
 
     def heard(channel: str | None, payload: dict) -> None:
         # A server appended an entry (with the entry itself when it fits a notification), or the listener
         # (re)connected and may have missed some: look now.
         if channel == LOG_CHANNEL and isinstance(payload.get("number"), int):
-            learner.notice(payload["number"], entry_of(payload.get("entry")))
+            digit = digit_from_text(payload.get("digit"))
+            learner.notice(payload["number"], entry_of(payload.get("entry")), digit=digit)
         wake.set()
 
     notified = None

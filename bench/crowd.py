@@ -56,11 +56,35 @@ def start(topology: str, store: str, moto: MotoServer | None, postgres: Postgres
     return webs, [learner], bucket
 
 
+def cpu_seconds(roots: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each named set of processes and all their descendants."""
+    stats, children = {}, collections.defaultdict(list)
+    for proc in Path("/proc").iterdir():
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if proc.name.isdigit():
+            stats[int(proc.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            children[int(fields[1])].append(int(proc.name))
+    totals = {}
+    for name, pids in roots.items():
+        seen, todo = set(), list(pids)
+        while todo:
+            pid = todo.pop()
+            if pid not in seen:
+                seen.add(pid)
+                todo += children[pid]
+        totals[name] = sum(stats.get(pid, 0.0) for pid in seen)
+    totals["clients (this bench)"] = time.process_time()
+    return totals
+
+
 def version(web: Server) -> int:
     return request(f"{web.url}/healthz")[1]["model_version"]
 
 
-def burst(webs: list, bodies: list[dict], clients: int, seconds: float) -> dict:
+def burst(webs: list, bodies: list[dict], clients: int, seconds: float, roots: dict[str, list[int]]) -> dict:
     stop = threading.Event()
     results: list[tuple[int, float, int]] = []  # (status, ms, sample number)
     lock = threading.Lock()
@@ -76,12 +100,14 @@ def burst(webs: list, bodies: list[dict], clients: int, seconds: float) -> dict:
 
     warm = [version(web) for web in webs]
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    cpu_before = cpu_seconds(roots)
     started = time.monotonic()
     for thread in threads:
         thread.start()
     time.sleep(seconds)
     at_end = max(version(web) for web in webs)
     ended = time.monotonic()
+    cpu = {name: value - cpu_before[name] for name, value in cpu_seconds(roots).items()}
     stop.set()
     for thread in threads:
         thread.join()
@@ -89,7 +115,8 @@ def burst(webs: list, bodies: list[dict], clients: int, seconds: float) -> dict:
     while min(version(web) for web in webs) < acknowledged and time.monotonic() - ended < 120:
         time.sleep(0.02)
     caught_up = time.monotonic() - ended
-    return {"results": results, "learned": at_end - max(warm), "span": ended - started, "caught_up": caught_up}
+    span = ended - started
+    return {"results": results, "learned": at_end - max(warm), "span": span, "caught_up": caught_up, "cpu": cpu}
 
 
 def group_sizes(store: str, moto: MotoServer | None, bucket: str | None) -> collections.Counter:
@@ -119,7 +146,10 @@ def main() -> None:
             try:
                 for body in bodies[:5]:  # the first steps trace TensorFlow's functions
                     request(f"{webs[0].url}/api/train", body, timeout=60)
-                run = burst(webs, bodies[5:], args.clients, args.seconds)
+                roots = {"webs": [web.process.pid for web in webs], "learner": [p.process.pid for p in others]}
+                if moto and postgres:
+                    roots |= {"moto": [moto.process.pid], "postgres": [postgres.process.pid]}
+                run = burst(webs, bodies[5:], args.clients, args.seconds, roots)
                 sizes = group_sizes(store, moto, bucket)
             finally:
                 for process in (*webs, *others):
@@ -151,6 +181,8 @@ def main() -> None:
     print(f"  every acknowledged label learned {run['caught_up']:.2f} s after the burst's end")
     total = sum(sizes.values())
     print(f"  groups of 2 or more: {total} (sizes {dict(sorted(sizes.items()))})")
+    cpu = ", ".join(f"{name} {seconds / run['span']:.2f}" for name, seconds in run["cpu"].items() if seconds)
+    print(f"  cores busy over the burst: {cpu} (of 2)")
     print(f"  one client alone: train {percentiles(alone)}")
     goals = {
         f">= 40 labels learned per second ({learned_per_s:.1f})": learned_per_s >= 40,

@@ -31,7 +31,7 @@ from streams import STREAMS, held_out, stream
 
 from config import Config
 from functions import preprocess
-from main import create_app
+from main import close_service, create_app
 
 MODELS = ("fnn", "cnn")
 GAIN_GOAL = 0.05
@@ -51,10 +51,10 @@ def train_together(app, learner, drawings: list[tuple[str, int]]) -> None:
 
     threads = [threading.Thread(target=post, args=drawing) for drawing in drawings]
     with learner._lock:  # the learner is busy: every train is appended and handed over before its next step
-        for thread in threads:
+        for handed, thread in enumerate(threads, 1):
             thread.start()
-        while len(learner.handed) < len(drawings):
-            time.sleep(0.001)
+            while len(learner.handed) < handed:  # one after the other: the stream's order is the log's, every run
+                time.sleep(0.0005)
     for thread in threads:
         thread.join()
 
@@ -82,6 +82,7 @@ def run_stream(name: str, n: int, digits: np.ndarray, labels: np.ndarray, crowd:
                 train_together(app, learner, together)
         seconds = time.perf_counter() - started
         after = held_out_accuracy(learner.models, digits, labels)
+        close_service(app)  # before its store goes
     half = n // 2
     return {
         "stream": name,

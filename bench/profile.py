@@ -89,8 +89,8 @@ def main() -> None:
             rng = np.random.default_rng(number)
             timer.time("train: augment (24 views)", augment, digit, rng)
             label = int(labels[i])
-            images, y = timer.time("train: batch (augment + replay picks)", learner.batch, [(number, digit, label)])
-            recipe, users = learner.recipe, min(learner.recipe.user_replay, len(learner.memory))
+            images, y, users = timer.time("train: batch (augment + replay picks)", learner.batch, number, digit, label)
+            recipe = learner.recipe
             fnn_size, cnn_size = 24 + users + recipe.fnn_mnist_replay, 24 + users + recipe.cnn_mnist_replay
             timer.time(f"train: FNN step ({fnn_size} images)", learner.fnn.train_step, images[:fnn_size], y[:fnn_size])
             timer.time(f"train: CNN step ({cnn_size} images)", learner.cnn.train_step, images[:cnn_size], y[:cnn_size])

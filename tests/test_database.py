@@ -18,10 +18,13 @@ from server import Server, request
 
 import learner as learner_module
 from config import Config
-from database import Database
+from database import LOG_CHANNEL, Database
+from functions import digit_from_text, stored_digit
+from journal import Journal
 from main import close_service
 from scores import NAMES, Score
 from serving import Snapshot
+from storage import open_storage
 
 ONE = to_data_url(stroke_canvas([(140, 40), (140, 240)]))
 SEVEN = to_data_url(stroke_canvas([(60, 50), (220, 50), (120, 240)]))
@@ -330,3 +333,39 @@ def test_a_full_history_is_thinned_in_the_database_as_in_memory(store, monkeypat
     learner = app.extensions["learner"].learner
     assert learner.figures.stride == 2 and [p["model_version"] for p in learner.figures.history] == [2, 4, 6, 8]
     assert learner.db.history() == learner.figures.history
+
+
+def test_a_train_announces_its_digit_and_the_learner_reads_nothing_back(tmp_path, backend):
+    """With PostgreSQL, a serve process's train notification carries the entry and the drawing's digit: the learner
+    learns it without reading or decoding the drawing, and lands where a replay of the stored drawing lands."""
+    if backend != "postgres":
+        pytest.skip("SQLite has no notifications")
+    store = tmp_path / "store"
+    app = make_app(store, role="serve", train_wait=0.0)
+    service = app.extensions["digits"]
+    config = Config(storage_url=str(store), checkpoint_every=100_000)
+    told = learner_module.LogLearner.open(config, Journal(open_storage(str(store))), Database(config.database))
+    told.journal.drawing = lambda entry: pytest.fail("the learner read a drawing it was handed")
+    heard, ears = [], Database(config.database)
+    ears.listen((LOG_CHANNEL,), lambda channel, payload: heard.append(payload) if channel else None)
+    time.sleep(0.5)  # listening
+    response = app.test_client().post("/api/train", json={"image": SEVEN, "label": 7})
+    assert response.status_code == 202, response.get_json()
+    deadline = time.monotonic() + 10
+    while not heard and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ears.close()
+    (payload,) = heard
+    entry = learner_module.entry_of(payload["entry"])
+    digit = digit_from_text(payload["digit"])
+    assert np.array_equal(digit, stored_digit(service.journal.drawing(entry)))  # exactly what a replay decodes
+
+    told.notice(payload["number"], entry, digit=digit)
+    assert told.catch_up() == 1
+    replayed = learner_module.LogLearner.open(config, Journal(open_storage(str(store))), Database(config.database))
+    assert replayed.version == 1
+    for name, model in told.learner.models.items():
+        probe = np.stack([digit, digit.T])
+        assert np.array_equal(model.predict_proba(probe), replayed.learner.models[name].predict_proba(probe)), name
+    told.close()
+    replayed.close()

@@ -22,6 +22,8 @@ from functions import (
     decode_drawing,
     digit_from_pixels,
     digit_from_png,
+    digit_from_text,
+    digit_to_text,
     legacy_top3,
     parse_label,
     preprocess,
@@ -200,3 +202,12 @@ def test_labels_accepted(value, expected):
 def test_labels_refused(value):
     with pytest.raises(InputError):
         parse_label(value)
+
+
+def test_a_digit_goes_through_text_exactly_and_garbage_is_none():
+    digit = preprocess(np.pad(np.ones((12, 4)), 10))
+    assert np.array_equal(digit_from_text(digit_to_text(digit)), digit)
+    assert len(digit_to_text(digit)) == 4184
+    for garbage in (None, 7, "", "not base64!", digit_to_text(digit)[:-8], digit_to_text(np.full((28, 28), np.nan)),
+                    digit_to_text(np.full((28, 28), 2.0)), base64.b64encode(b"x" * 3136).decode()):  # fmt: skip
+        assert digit_from_text(garbage) is None

@@ -37,14 +37,14 @@ def test_shipped_replay_sample_is_small_and_balanced():
 def test_batch_mixes_views_memory_and_mnist():
     recipe = Recipe(fnn_mnist_replay=40, cnn_mnist_replay=10, user_replay=5)
     model = learner(recipe)
-    images, labels = model.batch([(1, digit(1), 3)])
-    assert images.shape == (24 + 40, 28, 28) and (labels[:24] == 3).all()  # no memory yet
+    images, labels, users = model.batch(1, digit(1), 3)
+    assert images.shape == (24 + 40, 28, 28) and (labels[:24] == 3).all() and users == 0  # no memory yet
     for n in range(2, 9):
         model.learn([(n, digit(n), n % 10)])
-    images, labels = model.batch([(9, digit(9), 4)])
-    assert images.shape == (24 + 5 + 40, 28, 28) and images.dtype == np.float32
+    images, labels, users = model.batch(9, digit(9), 4)
+    assert images.shape == (24 + 5 + 40, 28, 28) and images.dtype == np.float32 and users == 5
     assert set(labels[24:29]) <= {n % 10 for n in range(2, 9)}
-    assert np.array_equal(model.batch([(9, digit(9), 4)])[0], images)  # seeded by the entry number
+    assert np.array_equal(model.batch(9, digit(9), 4)[0], images)  # seeded by the entry number
 
 
 def test_replicas_applying_the_same_entries_agree_exactly():
@@ -75,3 +75,40 @@ def test_memory_survives_a_checkpoint():
     restored.memory.extend(read_memory(model.memory_bytes()))
     assert [label for _, label in restored.memory] == [1, 2, 3]
     assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(restored.memory, model.memory, strict=True))
+
+
+def test_a_group_steps_the_fnn_once_per_entry_and_remembers_every_drawing():
+    """Under a crowd the FNN still takes each label's own single step, so its weights are those of the entries
+    learned one by one; the CNN takes one step for the group (its own, different weights)."""
+    grouped, singles = learner(), learner()
+    for n in range(1, 4):  # a few drawings in the user memory, so the replay picks from it
+        grouped.learn([(n, digit(n), n)])
+        singles.learn([(n, digit(n), n)])
+    group = [(n, digit(n), n % 10) for n in range(4, 9)]
+    grouped.learn(group)
+    for entry in group:
+        singles.learn([entry])
+    probe = np.stack([digit(n) for n in range(20, 24)])
+    assert np.array_equal(grouped.fnn.predict_proba(probe), singles.fnn.predict_proba(probe))
+    assert not np.array_equal(grouped.cnn.predict_proba(probe), singles.cnn.predict_proba(probe))
+    assert [label for _, label in grouped.memory] == [label for _, label in singles.memory]
+
+
+def test_a_crowd_of_sixteen_costs_the_cnn_four_single_steps(monkeypatch):
+    """Each CNN step of a group takes 4 entries: 6 of each one's 24 views, weighted 4, and a quarter of each one's
+    replay, weighted 4: 184 images, the size of one single step, that stand for the 4 single steps."""
+    model = learner()
+    for n in range(1, 41):  # a full user memory: every batch at its steady-state size
+        model.learn([(n, digit(n), n % 10)])
+    steps = []
+    monkeypatch.setattr(model.cnn, "train_step", lambda x, y, weights=None: steps.append((x, y, weights)))
+    group = [(n, digit(n), n % 10) for n in range(41, 57)]
+    model.learn(group)
+    assert len(steps) == 4
+    for i, (x, y, weights) in enumerate(steps):
+        assert x.shape == (184, 28, 28) and len(y) == len(weights) == 184
+        views = np.concatenate([np.arange(j * 46, j * 46 + 6) for j in range(4)])
+        assert (weights[views] == 4).all() and weights.sum() == 4 * 184
+        assert [int(y[j * 46]) for j in range(4)] == [label for _, _, label in group[4 * i : 4 * i + 4]]
+        first = model.batch(*group[4 * i])[0]  # the first entry's views, every 4th, lead the batch
+        assert np.array_equal(x[:6], first[0:24:4])
