@@ -10,8 +10,9 @@ streamed) before and after the stream. Goals: retrained gains >= 5 points over o
 stream, and loses <= 0.5 point on held-out MNIST.
 
 `--crowd K` feeds the stream at a crowd's pace: K drawings at a time are predicted, then their K trains arrive
-together (K request threads, while the learner finishes its previous step), so the learner takes them in one
-step (learner.MAX_GROUP), as it does when K people label at once.
+together (K request threads, while the learner finishes its previous step), so the learner takes them as one
+group (learner.MAX_GROUP), as it does when K people label at once. `--ungrouped` keeps that pace but takes one step
+per drawing: what the pace alone costs (K drawings predicted before any of them is learned).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from streams import STREAMS, held_out, stream
 
+import learner as learner_module
 from config import Config
 from functions import preprocess
 from main import close_service, create_app
@@ -117,8 +119,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=600, help="drawings per stream")
     parser.add_argument("--streams", default=",".join(STREAMS))
-    parser.add_argument("--crowd", type=int, default=1, help="drawings that arrive together (one step each group)")
+    parser.add_argument("--crowd", type=int, default=1, help="drawings that arrive together (learned as one group)")
+    parser.add_argument("--ungrouped", action="store_true", help="at the crowd's pace, but one step per drawing")
     args = parser.parse_args()
+    if args.ungrouped:
+        learner_module.MAX_GROUP = 1  # what the crowd's pace costs without grouping: predictions before learning
     images, labels = held_out()
     digits = np.stack([preprocess(image / 255.0) for image in images])
     missed = []
