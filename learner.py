@@ -179,12 +179,9 @@ class Learner:
                  for (_, _, users, _), share in zip(parts, mnist_share, strict=True)]  # fmt: skip
         images = np.concatenate([part[0][take] for part, take in zip(parts, takes, strict=True)])
         labels = np.concatenate([part[1][take] for part, take in zip(parts, takes, strict=True)])
-        if j == 1:
-            self.cnn.train_step(images, labels)
-            return
-        views = 24 // stride
+        views = 24 // stride  # a single step: every view and its whole replay, all weighted 1
         weights = np.concatenate([np.r_[np.full(views, stride), np.full(len(take) - views, j)] for take in takes])
-        self.cnn.train_step(images, labels, weights.astype(np.float32))
+        self.cnn.train_step(images, labels, weights)
 
     def take_models(self, models: dict) -> None:
         """Take copies of these models (keeping this CNN object, so its traced functions stay warm)."""
@@ -474,7 +471,7 @@ class LogLearner:
         self._stepped(last, len(group))
 
     def _learn_group(self, learner: Learner, group: list[tuple]) -> None:
-        """One step on a group's drawings [(number, entry, digit)], less the unlearned and unreadable ones."""
+        """Learn a group's drawings [(number, entry, digit)], less the unlearned and unreadable ones."""
         drawings = [(n, digit, entry.label) for n, entry, digit in group
                     if entry is not None and digit is not None and n not in self.unlearned]  # fmt: skip
         if drawings:

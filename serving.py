@@ -560,6 +560,8 @@ class Server:
         """Tell the learner (PostgreSQL) that entry `number` exists, with the entry itself (and its drawing's digit)
         when small, so it need not read them back. The entry is durable already: if this fails, the safety net
         finds it."""
+        if not self.db.is_postgres:
+            return  # nothing is notified on SQLite: build no payload
         data = entry.to_bytes()
         payload = {"number": number, "entry": json.loads(data) if len(data) <= NOTIFY_ENTRY_BYTES else None}
         if digit is not None:
