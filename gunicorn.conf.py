@@ -12,14 +12,14 @@ Binding: the master binds $PORT before any worker imports the app, so Heroku's 6
 a second, whatever loading the models costs.
 """
 
-from config import Config
+from livedigits.config import Config
 
 threads = 4  # numpy, Pillow and TensorFlow release the GIL: threads serve concurrent requests in a worker
 graceful_timeout = 20  # under Heroku's 30 s, leaving the hand-over its time
 if Config.from_env().role == "all":
     workers = 1
     # A train holds its thread until the learner's step includes it: a crowd's labels can only be learned together
-    # (learner.MAX_GROUP) if as many wait at once. Predictions do not wait on anything.
+    # (Config.max_group) if as many wait at once. Predictions do not wait on anything.
     threads = 16
 
 

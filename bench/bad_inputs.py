@@ -15,11 +15,11 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "support"), str(ROOT / "tests" / "app")]
 
 from test_reliability import BAD_REQUESTS, ONE  # noqa: E402
 
-from config import Config  # noqa: E402
+from livedigits.config import Config  # noqa: E402
 from main import create_app  # noqa: E402
 
 

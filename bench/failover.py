@@ -23,13 +23,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "support"), str(ROOT / "bench")]
 
 from pgserver import PostgresServer  # noqa: E402
 from s3server import CREDENTIALS, MotoServer  # noqa: E402
 from serve import train_bodies  # noqa: E402
-from server import Server, request  # noqa: E402
-from test_roles import wait_for_learner  # noqa: E402
+from server import (  # noqa: E402
+    Server,
+    request,
+    wait_for_learner,
+)
 
 
 def wait_for(condition, timeout: float) -> None:

@@ -24,15 +24,18 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "support"), str(ROOT / "bench")]
 
 from pgserver import PostgresServer  # noqa: E402
 from s3server import CREDENTIALS, MotoServer  # noqa: E402
 from serve import percentiles, train_bodies  # noqa: E402
-from server import Server, request  # noqa: E402
-from test_roles import wait_for_learner  # noqa: E402
+from server import (  # noqa: E402
+    Server,
+    request,
+    wait_for_learner,
+)
 
-from serving import SNAPSHOT_KEY, Snapshot  # noqa: E402
+from livedigits.state.snapshot import SNAPSHOT_KEY, Snapshot  # noqa: E402
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
     python bench/nondigits.py [--n 500] [--digits 10000]
 
-Sends --n bench non-digits of each kind (nondigits.py's "bench" source: Liberation fonts and seeds
+Sends --n bench non-digits of each kind (livedigits/offline/nondigits.py's "bench" source: Liberation fonts and seeds
 never trained or calibrated on) and the first --digits t10k digits, each drawn on a canvas as a
 browser sends it, to POST /api/predict on a fresh app, and counts answers of null ("Can't recognize
 this as a digit"). Goals: >= 80% of non-digits refused, <= 0.5% of t10k digits refused.
@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from streams import MNIST_DIR  # noqa: E402
 
-from canvas import canvas_of, to_data_url  # noqa: E402
-from config import Config  # noqa: E402
+from livedigits.config import Config  # noqa: E402
+from livedigits.offline.canvas import canvas_of, to_data_url  # noqa: E402
+from livedigits.offline.nondigits import KINDS, generate  # noqa: E402
+from livedigits.state.mnist import load_split  # noqa: E402
 from main import create_app  # noqa: E402
-from mnist import load_split  # noqa: E402
-from nondigits import KINDS, generate  # noqa: E402
 
 REFUSE_GOAL = 0.80
 DIGITS_REFUSED_LIMIT = 0.005

@@ -11,7 +11,7 @@ stream, and loses <= 0.5 point on held-out MNIST.
 
 `--crowd K` feeds the stream at a crowd's pace: K drawings at a time are predicted, then their K trains arrive
 together (K request threads, while the learner finishes its previous step), so the learner takes them as one
-group (learner.MAX_GROUP), as it does when K people label at once. `--ungrouped` keeps that pace but takes one step
+group (Config.max_group), as it does when K people label at once. `--ungrouped` keeps that pace but takes one step
 per drawing: what the pace alone costs (K drawings predicted before any of them is learned).
 """
 
@@ -30,9 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from streams import STREAMS, held_out, stream
 
-import learner as learner_module
-from config import Config
 from functions import preprocess
+from livedigits.config import Config
 from main import close_service, create_app
 
 MODELS = ("fnn", "cnn")
@@ -55,16 +54,18 @@ def train_together(app, learner, drawings: list[tuple[str, int]]) -> None:
     with learner._lock:  # the learner is busy: every train is appended and handed over before its next step
         for handed, thread in enumerate(threads, 1):
             thread.start()
-            while len(learner.handed) < handed:  # one after the other: the stream's order is the log's, every run
+            while len(learner.inbox) < handed:  # one after the other: the stream's order is the log's, every run
                 time.sleep(0.0005)
     for thread in threads:
         thread.join()
 
 
-def run_stream(name: str, n: int, digits: np.ndarray, labels: np.ndarray, crowd: int = 1) -> dict:
+def run_stream(
+    name: str, n: int, digits: np.ndarray, labels: np.ndarray, crowd: int = 1, max_group: int = Config.max_group
+) -> dict:
     drawings = stream(name, n)
     with tempfile.TemporaryDirectory() as store:
-        app = create_app(Config(storage_url=store, checkpoint_every=100_000, rate_limits="off"))
+        app = create_app(Config(storage_url=store, checkpoint_every=100_000, rate_limits="off", max_group=max_group))
         client = app.test_client()
         learner = app.extensions["learner"].learner
         before = held_out_accuracy(learner.models, digits, labels)
@@ -122,13 +123,13 @@ def main() -> None:
     parser.add_argument("--crowd", type=int, default=1, help="drawings that arrive together (learned as one group)")
     parser.add_argument("--ungrouped", action="store_true", help="at the crowd's pace, but one step per drawing")
     args = parser.parse_args()
-    if args.ungrouped:
-        learner_module.MAX_GROUP = 1  # what the crowd's pace costs without grouping: predictions before learning
+    # --ungrouped: what the crowd's pace costs without grouping (predictions before learning), one step each
+    max_group = 1 if args.ungrouped else Config.max_group
     images, labels = held_out()
     digits = np.stack([preprocess(image / 255.0) for image in images])
     missed = []
     for name in args.streams.split(","):
-        missed += report(run_stream(name, args.n, digits, labels, args.crowd))
+        missed += report(run_stream(name, args.n, digits, labels, args.crowd, max_group))
     print("\ngoals: " + ("all met" if not missed else "missed:\n  " + "\n  ".join(missed)))
 
 

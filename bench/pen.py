@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from streams import MNIST_DIR, STREAMS, stream_inks  # noqa: E402
 
-from canvas import PENS, canvas_of, to_data_url, with_pen  # noqa: E402
 from conv_net import CNN  # noqa: E402
 from functions import InputError, decode_digit  # noqa: E402
-from mnist import load_split  # noqa: E402
-from serving import load_detector  # noqa: E402
+from livedigits.offline.canvas import PENS, canvas_of, to_data_url, with_pen  # noqa: E402
+from livedigits.serving.server import load_detector  # noqa: E402
+from livedigits.state.mnist import load_split  # noqa: E402
 from two_layer_net import FNN  # noqa: E402
 
 GOALS = {"fnn": 0.970, "cnn": 0.990}

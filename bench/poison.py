@@ -34,8 +34,8 @@ sys.path.append(str(BENCH))
 
 from streams import held_out, stream  # noqa: E402
 
-from config import Config  # noqa: E402
 from functions import preprocess  # noqa: E402
+from livedigits.config import Config  # noqa: E402
 from main import close_service, create_app  # noqa: E402
 
 MODELS = ("fnn", "cnn")

@@ -24,11 +24,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from canvas import canvas_of, to_data_url  # noqa: E402
-from config import Config  # noqa: E402
 from functions import augment, decode_drawing, decode_image, flatten, ink_from_grey, preprocess  # noqa: E402
+from livedigits.config import Config  # noqa: E402
+from livedigits.offline.canvas import canvas_of, to_data_url  # noqa: E402
+from livedigits.state.mnist import load_split  # noqa: E402
 from main import create_app  # noqa: E402
-from mnist import load_split  # noqa: E402
 
 
 class Timer:

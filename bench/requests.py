@@ -23,13 +23,16 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "support"), str(ROOT / "bench")]
 
 from pgserver import PostgresServer  # noqa: E402
 from s3server import CREDENTIALS, MotoServer  # noqa: E402
 from serve import percentiles, train_bodies  # noqa: E402
-from server import Server, request  # noqa: E402
-from test_roles import wait_for_learner  # noqa: E402
+from server import (  # noqa: E402
+    Server,
+    request,
+    wait_for_learner,
+)
 
 REQUEST = re.compile(r'"(?:\x1b\[[0-9;]*m)?(GET|PUT|HEAD|POST|DELETE) (\S+)')  # moto colours 4xx lines
 

@@ -23,20 +23,20 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "support")]
 
 from s3server import CREDENTIALS, MotoServer  # noqa: E402
 from serve import Client, percentiles  # noqa: E402
 from server import Server  # noqa: E402
 
-from canvas import canvas_of, to_data_url  # noqa: E402
-from config import Config  # noqa: E402
-from database import Database  # noqa: E402
-from dataset import copier  # noqa: E402
-from journal import Journal  # noqa: E402
-from learner import LogLearner  # noqa: E402
-from mnist import load_split  # noqa: E402
-from storage import LocalStorage, Storage, open_storage  # noqa: E402
+from livedigits.config import Config  # noqa: E402
+from livedigits.exports.dataset import copier  # noqa: E402
+from livedigits.learning.log_learner import LogLearner  # noqa: E402
+from livedigits.offline.canvas import canvas_of, to_data_url  # noqa: E402
+from livedigits.state.database import Database  # noqa: E402
+from livedigits.state.journal import Journal  # noqa: E402
+from livedigits.state.mnist import load_split  # noqa: E402
+from livedigits.state.storage import LocalStorage, Storage, open_storage, open_store  # noqa: E402
 
 
 def storage_operations(storage: Storage, n: int) -> dict[str, list[float]]:
@@ -89,7 +89,7 @@ def open_seconds(config: Config) -> tuple[float, int]:
     """LogLearner.open alone (modules already imported): checkpoint, replay, catch-up."""
     started = time.perf_counter()
     db = Database(config.database)
-    learner = LogLearner.open(config, Journal(config.open_storage()), db)
+    learner = LogLearner.open(config, Journal(open_store(config)), db)
     seconds = time.perf_counter() - started
     learner.close()
     db.close()

@@ -16,7 +16,7 @@ Each N runs in a fresh process (so resident memory is that N's alone), on a loca
   growth, and the bytes a serve process would download (the snapshot, once per publish). Also p50 of GET
   /api/stats and of /api/review's first page, the process's RSS, and the time to exclude a drawing 10, 1,000
   and 100,000 entries back (when the store has that many).
-- The learner scores the held-out slice every heldout.EVERY_VERSIONS versions, as it does in service: heldout_ms
+- The learner scores the held-out slice every Config.heldout_every_versions versions, as it does in service: heldout_ms
   is that scoring's CPU per label, amortised (it is in cpu_ms too); `--no-heldout` turns it off, for comparison.
 """
 
@@ -38,7 +38,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "support")]
+
+from livedigits.config import Config  # noqa: E402
 
 DRAWINGS = 20
 BATCH = 10_000
@@ -46,15 +48,15 @@ BATCH = 10_000
 
 def build(store: Path, db_url: str, n: int, checkpoint_every: int) -> None:
     """A store and a database as if `n` drawings had been labelled and learned (see the module's docstring)."""
-    import learner as learner_module
-    from canvas import canvas_of, to_data_url
-    from config import Config
-    from database import Database
     from functions import decode_drawing
-    from journal import Entry, Journal, entry_key
-    from mnist import load_split
-    from scores import NAMES, RECENT, Figures
-    from storage import LocalStorage
+    from livedigits.config import Config
+    from livedigits.learning import log_learner as learner_module
+    from livedigits.offline.canvas import canvas_of, to_data_url
+    from livedigits.state.database import Database
+    from livedigits.state.figures import NAMES, Figures
+    from livedigits.state.journal import Entry, Journal, entry_key
+    from livedigits.state.mnist import load_split
+    from livedigits.state.storage import LocalStorage
 
     storage = LocalStorage(store)
     journal = Journal(storage)
@@ -63,7 +65,7 @@ def build(store: Path, db_url: str, n: int, checkpoint_every: int) -> None:
     rng = np.random.default_rng(n)
     (store / "log").mkdir(parents=True, exist_ok=True)
     db = Database(db_url)
-    figures, window = Figures(), deque(maxlen=RECENT)
+    figures, window = Figures(), deque(maxlen=Config.recent_window)
     created = time.time() - n
     for start in range(1, n + 1, BATCH):
         with db.transaction() as tx:
@@ -152,8 +154,7 @@ def database_size(db) -> int:
 
 def one(n: int, labels: int, db_url: str | None, checkpoint_every: int, score_heldout: bool = True) -> dict:
     """Build a store of `n`, then measure (in this process)."""
-    import heldout
-    from learner import LogLearner
+    from livedigits.learning.log_learner import LogLearner
 
     work = Path(tempfile.mkdtemp(prefix=f"scale-{n}-"))
     store = work / "store"
@@ -162,10 +163,10 @@ def one(n: int, labels: int, db_url: str | None, checkpoint_every: int, score_he
     build(store, db_url, n, checkpoint_every)
     built = time.monotonic() - started
 
-    from canvas import canvas_of, to_data_url
-    from config import Config
+    from livedigits.config import Config
+    from livedigits.offline.canvas import canvas_of, to_data_url
+    from livedigits.state.mnist import load_split
     from main import close_service, create_app
-    from mnist import load_split
 
     snapshots = [0]
     make_snapshot = LogLearner.snapshot
@@ -185,8 +186,9 @@ def one(n: int, labels: int, db_url: str | None, checkpoint_every: int, score_he
         scorings[1] += time.process_time() - began
 
     LogLearner.score_heldout = timed_score
+    never = {} if score_heldout else {"heldout_every_versions": 10**9, "heldout_idle_seconds": 1e9}
     config = Config(storage_url=str(store), database_url=db_url, checkpoint_every=checkpoint_every,
-                    rate_limits="off", admin_token="t", sync_interval=0.0)  # fmt: skip
+                    rate_limits="off", admin_token="t", sync_interval=0.0, **never)  # fmt: skip
     booting = time.monotonic()
     app = create_app(config)
     boot = time.monotonic() - booting
@@ -203,8 +205,6 @@ def one(n: int, labels: int, db_url: str | None, checkpoint_every: int, score_he
     size_before = database_size(learner.db)
     counted.written, counted.read, snapshots[0] = 0, 0, 0
     scorings[:] = [0, 0.0]
-    if not score_heldout:
-        heldout.EVERY_VERSIONS, heldout.IDLE_SECONDS = 10**9, 1e9
     db_before = database_bytes(learner.db)
     cpu = time.process_time()  # every thread's: the learner's, TensorFlow's pools, the requests'
     wall = []
@@ -261,7 +261,6 @@ def one(n: int, labels: int, db_url: str | None, checkpoint_every: int, score_he
 
 
 def main() -> None:
-    import heldout
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
@@ -298,7 +297,7 @@ def main() -> None:
         if postgres:
             postgres.kill()
     keys = list(rows[0])
-    scoring = "off" if args.no_heldout else f"every {heldout.EVERY_VERSIONS} versions"
+    scoring = "off" if args.no_heldout else f"every {Config.heldout_every_versions} versions"
     print(
         f"\n{args.database}, {args.labels} labels after N, CHECKPOINT_EVERY={args.checkpoint_every}, held-out {scoring}"
     )

@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "support")]
 
 from server import Server  # noqa: E402
 
-from canvas import canvas_of, to_data_url  # noqa: E402
-from mnist import load_split  # noqa: E402
+from livedigits.offline.canvas import canvas_of, to_data_url  # noqa: E402
+from livedigits.state.mnist import load_split  # noqa: E402
 
 
 class Client:

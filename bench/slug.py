@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SMOKE = """
 import base64, io, json, sys, tempfile
 from PIL import Image, ImageDraw
-from config import Config
+from livedigits.config import Config
 from main import create_app, close_service
 image = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
 ImageDraw.Draw(image).line([(140, 40), (140, 240)], fill=(0, 0, 0, 255), width=18)

@@ -34,12 +34,12 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "support")]
 
 from server import Server  # noqa: E402
 
-from canvas import canvas_of, to_data_url  # noqa: E402
-from mnist import load_split  # noqa: E402
+from livedigits.offline.canvas import canvas_of, to_data_url  # noqa: E402
+from livedigits.state.mnist import load_split  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
 STORING = {"train", "hook3", "hook"}  # a 200 from these is one acknowledged log entry

@@ -20,9 +20,9 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from canvas import CANVAS_SIZE, canvas_of, to_data_url  # noqa: E402
 from functions import affine  # noqa: E402
-from mnist import load_split  # noqa: E402
+from livedigits.offline.canvas import CANVAS_SIZE, canvas_of, to_data_url  # noqa: E402
+from livedigits.state.mnist import load_split  # noqa: E402
 
 STREAM_SPLIT = 5000
 MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"

@@ -25,7 +25,7 @@ if [ ! -e /usr/lib/postgresql ]; then # the database tests initdb and start thei
   as_root service postgresql stop >/dev/null 2>&1 || true # the package may start a cluster on 5432; tests need none
 fi
 apt_install npm nodejs npm
-# The fonts nondigits.py draws letters with: DejaVu to train the "not a digit" detector, Liberation to test it.
+# The fonts livedigits/offline/nondigits.py draws letters with: DejaVu to train the "not a digit" detector, Liberation to test it.
 apt_install /usr/share/fonts/truetype/dejavu fonts-dejavu-core
 apt_install /usr/share/fonts/truetype/liberation fonts-liberation
 
@@ -40,4 +40,5 @@ else
 fi
 python -m ruff check .
 python -m ruff format --check .
+lint-imports  # the layers and no circles: pyproject.toml [tool.importlinter]
 python -m pytest "$@"

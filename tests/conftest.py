@@ -11,11 +11,11 @@ from flask.testing import FlaskClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))  # the helpers the tests share
 
-import database  # noqa: E402
 import main  # noqa: E402
-from config import Config  # noqa: E402
+from livedigits import config as configuration  # noqa: E402
+from livedigits.config import Config  # noqa: E402
 from main import create_app  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
@@ -32,6 +32,7 @@ BOTH_DATABASES = {
     "test_review",
     "test_roles",
     "test_s3",
+    "test_threads",
 }
 
 
@@ -66,7 +67,7 @@ def backend(request, monkeypatch) -> str:
                 made[storage_url] = server.create_database(f"t{uuid.uuid4().hex[:16]}")
             return made[storage_url]
 
-        monkeypatch.setattr(database, "default_url", fresh)
+        monkeypatch.setattr(configuration, "default_database_url", fresh)
     return kind
 
 
@@ -106,7 +107,7 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture(scope="session")
 def mnist_test():
-    from mnist import load_split
+    from livedigits.state.mnist import load_split
 
     return load_split(MNIST, "t10k")
 

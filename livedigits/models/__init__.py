@@ -1,0 +1,1 @@
+"""The networks (numpy FNN, TensorFlow CNN and its numpy forward pass) and the "not a digit" detector."""

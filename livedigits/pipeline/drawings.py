@@ -1,0 +1,248 @@
+"""The digit pipeline: decode and validate, preprocess the MNIST way, augment, and the answer rule.
+
+Pure functions (arrays in, arrays out: no disk, no globals, no printing), shared by the two roles built on
+them: the learner (livedigits/learning/, applies the log with TensorFlow) and the server (livedigits/serving/,
+answers with numpy).
+
+Array convention everywhere: float32, shape (n, 28, 28) or (28, 28), ink 1.0 on background 0.0.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import warnings
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from livedigits.errors import InputError, empty_drawing
+
+DIGIT_SIZE = 28
+BOX_SIZE = 20  # MNIST: each digit scaled to fit a 20x20 box, then centred by mass in 28x28
+MAX_IMAGE_SIDE = 4096  # pixels; a canvas is far smaller, anything larger is a decompression bomb
+INK_THRESHOLD = 0.2  # a pixel at least this dark (0..1) counts as ink when cropping
+MIN_INK_PIXELS = 4  # fewer inked pixels than this is an empty canvas (or a stray tap)
+ACCEPTED_FORMATS = {"PNG", "JPEG"}
+DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[\w=.+-]+)*;base64,", re.IGNORECASE)
+
+# The original recipe: 4 resizes x 6 rotations drawn from -30..25 degrees in steps of 5 = 24 views.
+AUGMENT_SCALES = (0.8, 0.9, 1.0, 1.1)  # boxes of 16, 18, 20 and 22 pixels
+AUGMENT_ANGLES = tuple(range(-30, 30, 5))
+ROTATIONS_PER_SCALE = 6
+
+
+# --- decoding -------------------------------------------------------------------------------------
+
+
+def decode_image(text: object) -> Image.Image:
+    """Decode a data URL or bare base64 string of a PNG or JPEG into a loaded single-frame image.
+
+    Raises InputError for anything else: not a string, malformed base64, another image type,
+    bytes that are not an image, a truncated file, an animation, or a side over MAX_IMAGE_SIDE pixels.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("missing_field", "Send the drawing as a base64 PNG or JPEG in 'image'.")
+    text = text.strip()
+    match = DATA_URL.match(text)
+    if match:
+        mime = (match.group("mime") or "").lower()
+        if mime not in ("image/png", "image/jpeg", "image/jpg"):
+            raise InputError(
+                "unsupported_image", f"Only PNG and JPEG drawings are accepted, not {mime or 'this'}.", 415
+            )
+        text = text[match.end() :]
+    try:
+        raw = base64.b64decode("".join(text.split()), validate=True)  # line breaks allowed; a regex costs 0.1 ms
+    except (binascii.Error, ValueError):
+        raise InputError("invalid_base64", "The drawing is not valid base64.") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(raw))
+            if image.format not in ACCEPTED_FORMATS:
+                raise InputError(
+                    "unsupported_image", f"Only PNG and JPEG drawings are accepted, not {image.format}.", 415
+                )
+            # Each side, not just the area: a 16,000,000x1 strip is within the area, and costs seconds.
+            if max(image.width, image.height) > MAX_IMAGE_SIDE:
+                raise InputError(
+                    "image_too_large", f"The drawing is {image.width}x{image.height} pixels; at most 4096x4096.", 413
+                )
+            if getattr(image, "n_frames", 1) != 1:
+                raise InputError("unsupported_image", "Animated or multi-frame images are not accepted.", 415)
+            image.load()
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError("image_too_large", "The drawing decodes to too many pixels.", 413) from None
+    except (OSError, SyntaxError, ValueError):
+        raise InputError("not_an_image", "The data is not a readable PNG or JPEG image.") from None
+    return image
+
+
+def flatten(image: Image.Image) -> Image.Image:
+    """Greyscale 'L' image with any transparency composited onto white (a canvas's background)."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return image.convert("L")
+
+
+def encode_png(grey: Image.Image) -> bytes:
+    """Lossless PNG of a greyscale image: what the log stores, decoding back to the same pixels."""
+    buffer = io.BytesIO()
+    grey.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def ink_from_grey(grey: np.ndarray) -> np.ndarray:
+    """uint8 greyscale (H, W) -> float32 ink in 0..1, ink bright.
+
+    The background is read from the border: dark ink on a light canvas (the usual case) is
+    inverted, bright ink on a dark canvas is kept as it is.
+    """
+    values = grey.astype(np.float32) / 255.0
+    border = np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
+    return 1.0 - values if np.median(border) > 0.5 else values
+
+
+# --- preprocessing --------------------------------------------------------------------------------
+
+
+def preprocess(ink: np.ndarray) -> np.ndarray:
+    """Make a digit the way MNIST's were made: (H, W) ink in 0..1 -> (28, 28) float32.
+
+    Crop to the ink, scale the longer side to 20 pixels keeping the aspect ratio (antialiased),
+    and place it so its centre of mass sits at the centre of the 28x28 field.
+    Raises InputError("empty_drawing") when there is (next to) no ink.
+    """
+    mask = ink >= INK_THRESHOLD
+    if mask.sum() < MIN_INK_PIXELS:
+        raise empty_drawing()
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32)
+    height, width = crop.shape
+    scale = BOX_SIZE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    box = np.asarray(Image.fromarray(crop, mode="F").resize(size, Image.Resampling.LANCZOS, reducing_gap=None))
+    box = np.clip(box, 0.0, 1.0)
+    return centre_by_mass(box)
+
+
+def prepare(images: np.ndarray) -> np.ndarray:
+    """uint8 (n, 28, 28) MNIST digits -> float32 digits through the service's own preprocessing."""
+    return np.stack([preprocess(image / 255.0) for image in images])
+
+
+def centre_by_mass(box: np.ndarray) -> np.ndarray:
+    """Paste a (h, w) box (h, w <= 28) into 28x28 with its centre of mass moved to the centre."""
+    height, width = box.shape
+    centre_y, centre_x = ndimage.center_of_mass(box) if box.sum() > 0 else (height / 2, width / 2)
+    top = int(np.clip(round(DIGIT_SIZE / 2 - centre_y), 0, DIGIT_SIZE - height))
+    left = int(np.clip(round(DIGIT_SIZE / 2 - centre_x), 0, DIGIT_SIZE - width))
+    digit = np.zeros((DIGIT_SIZE, DIGIT_SIZE), dtype=np.float32)
+    digit[top : top + height, left : left + width] = box
+    return digit
+
+
+def decode_digit(text: object) -> np.ndarray:
+    """The one path from a client's base64 to what models see: the (28, 28) digit."""
+    return digit_of(flatten(decode_image(text)))
+
+
+def decode_drawing(text: object) -> tuple[np.ndarray, bytes]:
+    """A drawing to keep: its (28, 28) digit and the PNG to store (encoding costs ~1 ms: only when storing)."""
+    grey = flatten(decode_image(text))
+    return digit_of(grey), encode_png(grey)
+
+
+def digit_from_png(png: bytes) -> np.ndarray:
+    """A stored drawing back to the (28, 28) digit, exactly as `decode_drawing` made it."""
+    return digit_of(flatten(Image.open(io.BytesIO(png))))
+
+
+def stored_digit(png: bytes | None) -> np.ndarray | None:
+    """A stored drawing's digit, or None if it is missing or unreadable: it teaches nothing, on every process alike."""
+    if png is None:
+        return None
+    try:
+        return digit_from_png(png)
+    except (InputError, OSError, ValueError):
+        return None
+
+
+def digit_to_text(digit: np.ndarray) -> str:
+    """A preprocessed digit as text that `digit_from_text` reads back exactly (4,184 characters)."""
+    return base64.b64encode(np.asarray(digit, np.float32).tobytes()).decode()
+
+
+def digit_from_text(text: object) -> np.ndarray | None:
+    """The digit `digit_to_text` wrote, or None if `text` is not one."""
+    try:
+        raw = base64.b64decode(text, validate=True) if isinstance(text, str) else b""
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != DIGIT_SIZE * DIGIT_SIZE * 4:
+        return None
+    digit = np.frombuffer(raw, np.float32).reshape(DIGIT_SIZE, DIGIT_SIZE)
+    return digit if np.isfinite(digit).all() and digit.min() >= 0 and digit.max() <= 1 else None
+
+
+def digit_of(grey: Image.Image) -> np.ndarray:
+    return preprocess(ink_from_grey(np.asarray(grey)))
+
+
+def digit_from_pixels(pixels: object) -> np.ndarray:
+    """784 ints 0..255 (row-major 28x28, ink bright on dark) -> preprocessed (28, 28) digit."""
+    if not isinstance(pixels, list) or len(pixels) != DIGIT_SIZE * DIGIT_SIZE:
+        raise InputError("invalid_input", "'input' must be a list of 784 integers 0..255.")
+    if not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 255 for p in pixels):
+        raise InputError("invalid_input", "'input' must be a list of 784 integers 0..255.")
+    return preprocess(np.array(pixels, dtype=np.float32).reshape(DIGIT_SIZE, DIGIT_SIZE) / 255.0)
+
+
+# --- augmentation ---------------------------------------------------------------------------------
+
+
+def affine(
+    digit: np.ndarray, angle: float = 0.0, scale: float = 1.0, shift: tuple[float, float] = (0.0, 0.0)
+) -> np.ndarray:
+    """Rotate (degrees, counter-clockwise), scale and shift a (28, 28) digit about its centre."""
+    theta = np.deg2rad(angle)
+    # affine_transform maps output coordinates to input ones, hence the inverse rotation and scale.
+    inverse = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]]) / scale
+    centre = np.array([DIGIT_SIZE / 2, DIGIT_SIZE / 2])
+    offset = centre - inverse @ (centre + np.asarray(shift))
+    return ndimage.affine_transform(digit, inverse, offset=offset, order=1, mode="constant", cval=0.0)
+
+
+def augment_plan(rng: np.random.Generator) -> list[tuple[float, float]]:
+    """The 24 (scale, angle) pairs of one augmentation: 6 distinct angles drawn for each of 4 scales."""
+    return [
+        (scale, float(angle))
+        for scale in AUGMENT_SCALES
+        for angle in rng.choice(AUGMENT_ANGLES, size=ROTATIONS_PER_SCALE, replace=False)
+    ]
+
+
+def augment(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Return 24 views (4 resizes x 6 rotations) of one (28, 28) digit: (24, 28, 28) float32.
+
+    One drawing makes a noisy SGD step; two dozen plausible variants make a steadier one.
+    The caller passes rng so that tests, benchmarks and replicas replaying the log repeat exactly.
+    """
+    return np.stack([affine(digit, angle, scale) for scale, angle in augment_plan(rng)]).astype(np.float32)
+
+
+# --- answers ----------------------------------------------------------------------------------------
+
+
+def quantise(digit: np.ndarray) -> np.ndarray:
+    # Memory holds uint8 so that a checkpointed memory and a replayed one are bit-identical.
+    return np.rint(np.clip(digit, 0, 1) * 255).astype(np.uint8)

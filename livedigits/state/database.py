@@ -1,0 +1,268 @@
+"""What the service knows about its drawings, in one database: SQLite beside the local store by default,
+PostgreSQL (`DATABASE_URL`) for a fleet. The bucket (or folder) stays the record of every labelled drawing;
+this holds what is derived from it, so a lost database is rebuilt from the log
+(`python -m livedigits.learning.rebuild`).
+
+    drawings   one row per drawing entry: kind, label, source, time, whether it is excluded, whether the
+               retrained models unlearned it, and what each of the four models said of it before learning it
+               (indexed for the review queue)
+    differing_drawings   the numbers of the drawings (not excluded) an original and its retrained model answered
+               differently
+    counts     scored drawings per (excluded, label, source): the review queue's totals without a count(*)
+    history    the recent accuracy at some versions (at most 2 x figures.HISTORY_POINTS rows)
+    meta       the learner's version and fingerprint, the figures (a few hundred bytes, figures.Figures) and the
+               pointer to the latest serving snapshot
+
+Only the learner writes, one transaction per log entry, with the version it reaches; servers read. Plain
+DB-API (sqlite3, psycopg 3) rather than SQLAlchemy: a dozen statements that both dialects share as written
+(`?` becomes `%s` for psycopg), LISTEN/NOTIFY is psycopg's own either way, and a serve worker does without
+SQLAlchemy 2.0's 24 MB and ~140 ms of import (measured here).
+
+    python -m livedigits.learning.rebuild      # empty the database of STORAGE_URL and replay the log into it
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+from livedigits import threads
+from livedigits.config import normalise_url
+from livedigits.state.schema import COLUMNS, DIFFERS, ROW, SCHEMA, Row, to_row
+from livedigits.state.transaction import Transaction
+
+logger = logging.getLogger(__name__)
+
+LOG_CHANNEL = "digits_log"  # a server appended entry n (payload: JSON of the entry)
+SNAPSHOT_CHANNEL = "digits_snapshot"  # the learner published a snapshot, or says it is alive (payload: pointer)
+# Connections per process, shared by its threads: a gunicorn worker's 4 and, in the `all` role, the learner. With
+# one listening connection each, two web workers hold at most 12; the learner 5 (Config.learner_pool_size, its
+# listener and its lease) and a standby 2: 19 within the 20 of Heroku's Essential plans.
+POOL_SIZE = 5
+CONNECT_TIMEOUT = 3  # seconds: a request never hangs on an absent database
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be read or written right now (unreachable, disk full, locked too long)."""
+
+
+class Database:
+    """One pool of connections per process, shared by its threads. Every failure is a DatabaseError."""
+
+    def __init__(self, url: str, pool_size: int = POOL_SIZE):
+        self.url = normalise_url(url)
+        scheme = urlparse(self.url).scheme
+        if scheme not in ("sqlite", "postgresql"):
+            raise ValueError(f"DATABASE_URL: expected postgresql://, postgres:// or sqlite:///path, got {scheme}://")
+        self.is_postgres = scheme == "postgresql"
+        self._closed = False
+        self._listener: threading.Thread | None = None
+        self._stop = threading.Event()
+        if self.is_postgres:
+            from psycopg_pool import ConnectionPool
+
+            kwargs = {"connect_timeout": CONNECT_TIMEOUT, "autocommit": True}
+            self._pool = ConnectionPool(self.url, min_size=1, max_size=pool_size, kwargs=kwargs, open=False, timeout=5)
+            self._pool.open(wait=False)
+        else:
+            self.path = Path(urlparse(self.url).path)
+            self._local = threading.local()  # sqlite3 connections stay in their thread
+        self._errors = self._driver_errors()
+        with self.transaction() as tx:
+            if self.is_postgres:  # two processes creating the schema at once would collide in pg_type
+                tx.execute("SELECT pg_advisory_xact_lock(20261201)")
+            for statement in SCHEMA:
+                tx.execute(statement)
+
+    def __repr__(self) -> str:
+        return "Database(PostgreSQL)" if self.is_postgres else f"Database(SQLite {self.path})"
+
+    def _driver_errors(self) -> tuple[type[BaseException], ...]:
+        if not self.is_postgres:
+            return (sqlite3.Error,)
+        import psycopg
+        import psycopg_pool
+
+        return (psycopg.Error, psycopg_pool.PoolTimeout)
+
+    def _sqlite(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            for _ in range(100):  # a new file's switch to WAL needs it alone: processes booting at once take turns
+                try:
+                    connection.execute("PRAGMA journal_mode=WAL")  # readers never wait for the learner's writes
+                    break
+                except sqlite3.OperationalError:
+                    time.sleep(0.1)
+            connection.execute("PRAGMA synchronous=NORMAL")  # a power cut may lose the last entries: replayed
+            self._local.connection = connection
+        return connection
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """All or nothing: statements inside commit together, or none does (and DatabaseError is raised)."""
+        try:
+            if self.is_postgres:
+                with self._pool.connection() as connection, connection.transaction():
+                    yield Transaction(connection.cursor(), "%s")
+            else:
+                connection = self._sqlite()
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield Transaction(connection.cursor(), "?")
+                    connection.execute("COMMIT")
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+        except self._errors as error:
+            raise DatabaseError(f"{self!r}: {error}".strip()) from None
+
+    def read(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self.transaction() as tx:
+            return tx.execute(sql, params).fetchall()
+
+    def check(self) -> None:
+        """DatabaseError unless the database answers (a train stores nothing the learner could not record)."""
+        self.read("SELECT 1")
+
+    # --- meta ---
+
+    def meta(self) -> dict:
+        return {key: json.loads(value) for key, value in self.read("SELECT key, value FROM meta")}
+
+    def clear(self) -> None:
+        """Forget everything derived (the log is untouched): the learner's next boot replays it."""
+        with self.transaction() as tx:
+            for table in ("drawings", "differing_drawings", "counts", "history", "meta"):
+                tx.execute(f"DELETE FROM {table}")
+
+    # --- what servers ask ---
+
+    def value(self, key: str) -> object:
+        """One meta value (None if unset): what a server reads to follow the learner."""
+        with self.transaction() as tx:
+            return tx.meta_value(key)
+
+    def drawings(self, numbers: list[int]) -> dict[int, Row]:
+        """The rows of these drawing numbers that the learner has recorded."""
+        with self.transaction() as tx:
+            return tx.drawings(numbers)
+
+    def review(self, label: int | None, source: str | None, excluded: bool, offset: int, limit: int) -> dict:
+        """A page of the review queue (most suspect first) and its total, from the indexes and the counts."""
+        where, params = "is_excluded = ?", [int(excluded)]
+        if label is not None:
+            where, params = where + " AND label = ?", [*params, label]
+        if source is not None:
+            where, params = where + " AND source = ?", [*params, source]
+        with self.transaction() as tx:
+            total = tx.execute(f"SELECT COALESCE(SUM(n), 0) FROM counts WHERE {where}", tuple(params)).fetchone()[0]
+            page = tx.execute(
+                f"SELECT {ROW} FROM drawings WHERE scored = 1 AND {where} "
+                "ORDER BY disagreeing DESC, rank, number LIMIT ? OFFSET ?",
+                (*params, limit, offset),
+            ).fetchall()
+            sources = [s for (s,) in tx.execute("SELECT DISTINCT source FROM counts WHERE n > 0 ORDER BY source")]
+        return {"total": int(total), "samples": [to_row(values) for values in page], "sources": sources}
+
+    def recent(self, limit: int) -> list[Row]:
+        """The latest drawings not excluded, newest first."""
+        rows = self.read(f"SELECT {ROW} FROM drawings WHERE is_excluded = 0 ORDER BY number DESC LIMIT ?", (limit,))
+        return [to_row(values) for values in rows]
+
+    def differing(self, limit: int) -> list[Row]:
+        """The latest drawings (not excluded) on which an original and its retrained model answered differently
+        before learning them, newest first."""
+        rows = self.read(
+            f"SELECT {ROW} FROM drawings WHERE number IN "
+            "(SELECT number FROM differing_drawings ORDER BY number DESC LIMIT ?) ORDER BY number DESC",
+            (limit,),
+        )
+        return [to_row(values) for values in rows]
+
+    def count_from_every_row(self) -> dict[str, list[list[int]]]:
+        """Once, for a database written before the confusion matrices and the differing drawings were kept (the
+        learner keeps both since): the differing drawings' numbers, and each model's confusion matrix over the
+        learned drawings (train, scored, not excluded), from every row."""
+        matrices = {}
+        with self.transaction() as tx:
+            tx.execute(
+                f"INSERT INTO differing_drawings SELECT number FROM drawings WHERE {DIFFERS} ON CONFLICT DO NOTHING"
+            )
+            for name, column in COLUMNS.items():
+                matrix = [[0] * 10 for _ in range(10)]
+                for label, answer, n in tx.execute(
+                    f"SELECT label, d_{column}, COUNT(*) FROM drawings WHERE kind = 'train' AND scored = 1 "
+                    f"AND is_excluded = 0 GROUP BY label, d_{column}"
+                ).fetchall():
+                    matrix[label][answer] += n
+                matrices[name] = matrix
+        return matrices
+
+    def learned_before(self, number: int, limit: int) -> list[Row]:
+        with self.transaction() as tx:
+            return tx.learned_before(number, limit)
+
+    def history(self) -> list[dict]:
+        with self.transaction() as tx:
+            return tx.history()
+
+    # --- notifications (PostgreSQL only; on SQLite a process polls, which costs nothing locally) ---
+
+    def notify(self, channel: str, payload: dict) -> None:
+        """Tell every listening process; a lost notification is healed by their slow safety-net polls."""
+        if not self.is_postgres:
+            return
+        with self.transaction() as tx:
+            tx.execute("SELECT pg_notify(?, ?)", (channel, json.dumps(payload, separators=(",", ":"))))
+
+    def listen(self, channels: tuple[str, ...], on_message: Callable[[str | None, dict], None]) -> bool:
+        """Call `on_message(channel, payload)` from a background thread for every notification on `channels`
+        (and `on_message(None, {})` after each (re)connection: something may have been missed meanwhile).
+        False on SQLite, where nothing is notified: the caller polls instead."""
+        if not self.is_postgres:
+            return False
+        self._listener = threads.start("database-listener", self._listen, channels, on_message)
+        return True
+
+    def _listen(self, channels: tuple[str, ...], on_message: Callable[[str | None, dict], None]) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as connection:
+                    for channel in channels:
+                        connection.execute(f"LISTEN {channel}")
+                    on_message(None, {})
+                    while not self._stop.is_set():
+                        for note in connection.notifies(timeout=1.0):
+                            try:
+                                payload = json.loads(note.payload)
+                            except ValueError:
+                                continue
+                            on_message(note.channel, payload if isinstance(payload, dict) else {})
+            except psycopg.Error as error:
+                logger.warning("database notifications interrupted: %s", error)
+                self._stop.wait(1.0)
+
+    def close(self) -> None:
+        """Idempotent: the `all` role's server and learner share one."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._listener is not None:
+            self._listener.join()
+        if self.is_postgres:
+            self._pool.close()
+        elif getattr(self._local, "connection", None) is not None:
+            self._local.connection.close()

@@ -1,0 +1,70 @@
+"""The app factory: `create_app(config)` wires storage, the database and the models once per process, and the
+learner beside the server in the `all` role; requests only read them."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from livedigits.config import ROOT, Config
+from livedigits.serving.server import Server
+from livedigits.state.database import Database
+from livedigits.state.inbox import Inbox
+from livedigits.state.journal import Journal
+from livedigits.state.storage import open_store
+from livedigits.web.admin import admin
+from livedigits.web.api import api
+from livedigits.web.errors import install_error_handlers
+from livedigits.web.legacy import legacy
+from livedigits.web.pages import pages
+from livedigits.web.security import install_security
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Wire config, storage and models once per process; requests only read them."""
+    config = config or Config.from_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = Flask("livedigits", template_folder=ROOT / "templates", static_folder=ROOT / "static")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
+    app.config["MAX_FORM_MEMORY_SIZE"] = config.max_request_bytes
+    app.extensions["digits"], app.extensions["learner"] = open_service(config)
+    app.extensions["config"] = config
+    install_security(app, config)
+    for blueprint in (pages, api, admin, legacy):
+        app.register_blueprint(blueprint)
+    install_error_handlers(app)
+    return app
+
+
+def open_service(config: Config) -> tuple[Server, object | None]:
+    """The server, and in the `all` role the learner running beside it, both given the one inbox through which
+    the server hands the learner each label it stores."""
+    if config.role == "learn":
+        raise ValueError("ROLE=learn is the learner process: run `python -m livedigits.learning.worker`")
+    journal = Journal(open_store(config))
+    db = Database(config.database)  # one pool per process, shared by its threads (and its learner)
+    if config.role == "serve":
+        server = Server(config, journal, db)
+        server.follow_storage()
+        return server, None
+    # Imported here: the learner is the only importer of TensorFlow, and a serve process never loads it.
+    from livedigits.learning.in_process import InProcessLearner
+
+    inbox = Inbox()
+    server = Server(config, journal, db, inbox)
+    return server, InProcessLearner(config, journal, db, server, inbox)
+
+
+def shut_down(app: Flask) -> None:
+    """The web process is stopping (gunicorn's worker_exit, after SIGTERM): an `all` learner hands over."""
+    if app.extensions.get("learner") is not None:
+        app.extensions["learner"].hand_over()
+    close_service(app)
+
+
+def close_service(app: Flask) -> None:
+    """Stop the background threads (tests; gunicorn workers just exit)."""
+    if app.extensions.get("learner") is not None:
+        app.extensions["learner"].close()
+    app.extensions["digits"].close()

@@ -1,0 +1,103 @@
+"""Parsing a request's inputs at the edge: each bad input raises InputError with a code and a sentence, mapped
+once to a 4xx JSON answer (livedigits.web.errors)."""
+
+from __future__ import annotations
+
+import hmac
+import math
+import re
+
+from flask import current_app, request
+
+from livedigits.errors import InputError
+
+MAX_STROKE_POINTS = 20_000
+
+
+def json_body() -> dict:
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nesting deeper than the parser's stack: not a body this API takes
+        body = None
+    if not isinstance(body, dict):
+        raise InputError("invalid_json", "Send a JSON object with Content-Type: application/json.")
+    return body
+
+
+def form_field(name: str) -> str:
+    value = request.form.get(name)
+    if value is None:
+        raise InputError("missing_field", f"The form field '{name}' is required.")
+    return value
+
+
+def parse_strokes(value: object) -> list | None:
+    """Optional strokes: [[[x, y, t_ms], ...], ...] of numbers, kept with the entry's metadata."""
+    if value is None:
+        return None
+    message = "'strokes' must be a list of strokes, each a list of [x, y, t_ms] numbers."
+    if not isinstance(value, list) or not all(isinstance(stroke, list) for stroke in value):
+        raise InputError("invalid_strokes", message)
+    points = [point for stroke in value for point in stroke]
+    if len(points) > MAX_STROKE_POINTS:
+        raise InputError("invalid_strokes", f"At most {MAX_STROKE_POINTS} stroke points are kept.")
+    for point in points:
+        if not (isinstance(point, list) and len(point) == 3 and all(is_finite_number(v) for v in point)):
+            raise InputError("invalid_strokes", message)
+    return value
+
+
+def is_finite_number(value: object) -> bool:
+    """An int or a finite float, not a bool: Python's JSON parser also reads NaN and Infinity."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def parse_label(value: object) -> int:
+    """A label from JSON or a form field: an integer 0..9 (or its decimal string)."""
+    if isinstance(value, bool):
+        value = None
+    if isinstance(value, str) and re.fullmatch(r"\s*\d\s*", value):
+        value = int(value)
+    if value is None or value == "":
+        raise InputError("missing_field", "Send the digit's label (0-9) in 'label'.")
+    if not isinstance(value, int) or not 0 <= value <= 9:
+        raise InputError("invalid_label", "The label must be an integer from 0 to 9.")
+    return value
+
+
+def query_int(name: str, default: int, low: int, high: int) -> int:
+    value = request.args.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise InputError(f"invalid_{name}", f"'{name}' must be an integer from {low} to {high}.")
+    return int(value)
+
+
+def sample_ids(value: object) -> list[int]:
+    """'sample_ids': a list of entry numbers, as integers or as the 10-digit strings the API answers."""
+    message = "Send 'sample_ids' as a non-empty list of sample ids (integers or strings of digits)."
+    if not isinstance(value, list) or not value:
+        raise InputError("invalid_sample_ids", message)
+    numbers = []
+    for item in value:
+        if isinstance(item, str) and item.isdigit() and len(item) <= 10 and item.isascii():
+            item = int(item)
+        if not isinstance(item, int) or isinstance(item, bool) or not 0 < item < 10**10:
+            raise InputError("invalid_sample_ids", message)
+        numbers.append(item)
+    return numbers
+
+
+def require_admin() -> None:
+    """Bearer ADMIN_TOKEN, compared in constant time; admin routes are off when it is unset."""
+    token = current_app.extensions["config"].admin_token
+    if not token:
+        raise InputError("admin_disabled", "Admin actions are disabled: ADMIN_TOKEN is not set.", 403)
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not given:
+        raise InputError("unauthorized", "Send the admin token as 'Authorization: Bearer <token>'.", 401)
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise InputError("forbidden", "The admin token is wrong.", 403)

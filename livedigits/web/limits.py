@@ -1,0 +1,49 @@
+"""Each route's rate-limit budget, declared where the route is defined: `@limited("predict")` draws from a kind's
+budget (Config.rate_limits names the kinds and their limits); `@unlimited("why")` states why a route has none.
+tests/app/test_security.py walks the URL map, so a new route cannot be added without one of the two."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from livedigits.config import RATE_LIMIT_KINDS
+
+KINDS = RATE_LIMIT_KINDS
+
+View = TypeVar("View", bound=Callable)
+
+
+def limited(kind: str) -> Callable[[View], View]:
+    """The route draws from the `kind` budget of the client's address."""
+    if kind not in KINDS:
+        raise ValueError(f"rate-limit kind must be one of {KINDS}, not {kind!r}")
+
+    def declare(view: View) -> View:
+        view.rate_limit = kind
+        return view
+
+    return declare
+
+
+def unlimited(reason: str) -> Callable[[View], View]:
+    """The route has no budget, for `reason` (read by people, and required: a route is never unlimited by omission)."""
+    if not reason.strip():
+        raise ValueError("say why the route has no rate limit")
+
+    def declare(view: View) -> View:
+        view.rate_limit = None
+        view.unlimited_because = reason
+        return view
+
+    return declare
+
+
+def declared(view: Callable) -> bool:
+    """Whether `view` declares its budget (or why it has none)."""
+    return hasattr(view, "rate_limit") and (view.rate_limit is not None or bool(getattr(view, "unlimited_because", "")))
+
+
+def kind_of(view: Callable | None) -> str | None:
+    """The budget `view` draws from, or None."""
+    return getattr(view, "rate_limit", None)

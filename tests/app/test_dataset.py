@@ -1,0 +1,197 @@
+"""The collected dataset: export (CLI and HTTP) in MNIST's format that train.py reads as it is, and
+migration of a store from a folder into a bucket and back, against moto's server on loopback."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import MNIST, ROOT, create_app
+from drawings import canvas_of, stroke_canvas, to_data_url
+
+from functions import digit_from_png, encode_png, flatten
+from livedigits.config import Config
+from livedigits.exports.dataset import IMAGES, LABELS, METADATA, STROKES, MigrationError, export, migrate
+from livedigits.state.journal import Entry, Journal
+from livedigits.state.mnist import load_split, read_idx
+from livedigits.state.storage import LocalStorage, open_storage
+
+ONE = to_data_url(stroke_canvas([(140, 40), (140, 240)]))
+SEVEN = to_data_url(stroke_canvas([(60, 50), (220, 50), (120, 240)]))
+STROKES_OF_ONE = [[[140, 40, 0], [140, 240, 180]]]
+
+
+pytestmark = pytest.mark.usefixtures("s3_credentials")
+
+
+def run_cli(*args: str, **env: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "livedigits.exports.dataset", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def fill(store: Path, admin_token: str | None = None):
+    """A store with three trained drawings (one with strokes), one collected, a reset and a damaged entry."""
+    app = create_app(Config(storage_url=str(store), sync_interval=0.0, checkpoint_every=2, admin_token=admin_token))
+    client = app.test_client()
+    for body in (
+        {"image": ONE, "label": 1, "strokes": STROKES_OF_ONE},
+        {"image": SEVEN, "label": 7},
+    ):
+        assert client.post("/api/train", json=body).status_code == 200
+    assert client.post("/hook", data={"imageBase64": SEVEN, "digit": "7"}).status_code == 200
+    app.extensions["digits"].reset()
+    Journal(LocalStorage(store)).try_append(5, Entry("train", 3, "drawings/gone.png"))  # its drawing is lost
+    assert client.post("/api/train", json={"image": ONE, "label": 1}).status_code == 200
+    app.extensions["learner"].flush_checkpoints()
+    return app
+
+
+def test_export_writes_idx_pngs_metadata_and_strokes(tmp_path):
+    store = tmp_path / "store"
+    fill(store)
+    assert export(LocalStorage(store), tmp_path / "out") == 4
+
+    images, labels = load_split(tmp_path / "out", "train")
+    assert images.dtype == np.uint8 and images.shape == (4, 28, 28)
+    assert labels.tolist() == [1, 7, 7, 1]
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / METADATA).read_text())))
+    assert [r["sample_id"] for r in rows] == ["0000000001", "0000000002", "0000000003", "0000000006"]
+    assert [r["kind"] for r in rows] == ["train", "train", "collect", "train"]
+    assert [r["source"] for r in rows] == ["api/train", "api/train", "hook", "api/train"]
+    assert [r["n_strokes"] for r in rows] == ["1", "0", "0", "0"]
+    assert all(r["created"].endswith("Z") for r in rows)
+    for row, image in zip(rows, images, strict=True):
+        png = (tmp_path / "out" / row["image"]).read_bytes()
+        entry = json.loads((store / "log" / f"{row['sample_id']}.json").read_bytes())
+        assert png == (store / entry["image"]).read_bytes()  # the drawing exactly as stored
+        assert np.array_equal(image, np.rint(digit_from_png(png) * 255))  # what the models saw, ink bright
+    strokes = [json.loads(line) for line in (tmp_path / "out" / STROKES).read_text().splitlines()]
+    assert strokes == [{"sample_id": "0000000001", "label": 1, "strokes": STROKES_OF_ONE}]
+
+
+def test_export_of_an_empty_store(tmp_path):
+    assert export(LocalStorage(tmp_path / "store"), tmp_path / "out") == 0
+    assert load_split(tmp_path / "out", "train")[0].shape == (0, 28, 28)
+
+
+def test_http_export_needs_the_admin_token_and_zips_the_same_files(tmp_path):
+    app = fill(tmp_path / "store", admin_token="s3cret")
+    client = app.test_client()
+    assert client.get("/api/samples/export").status_code == 401
+    assert client.get("/api/samples/export", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    response = client.get("/api/samples/export", headers={"Authorization": "Bearer s3cret"})
+    assert response.status_code == 200 and response.mimetype == "application/zip"
+    assert "attachment" in response.headers["Content-Disposition"]
+
+    export(LocalStorage(tmp_path / "store"), tmp_path / "out")
+    archive = zipfile.ZipFile(io.BytesIO(response.data))
+    on_disk = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert sorted(archive.namelist()) == on_disk
+    archive.extractall(tmp_path / "unzipped")
+    for name in (IMAGES, LABELS):
+        assert np.array_equal(read_idx(tmp_path / "unzipped" / name), read_idx(tmp_path / "out" / name))
+    assert archive.read(METADATA) == (tmp_path / "out" / METADATA).read_bytes()
+    assert (
+        create_app(Config(storage_url=str(tmp_path / "other")))
+        .test_client()
+        .get("/api/samples/export", headers={"Authorization": "Bearer s3cret"})
+        .status_code
+        == 403
+    )  # admin routes are off without ADMIN_TOKEN
+
+
+def test_export_from_a_bucket_round_trips_into_train_py(tmp_path, moto):
+    """1,100 collected drawings in a bucket -> `python -m livedigits.exports.dataset export` ->
+    `python -m livedigits.offline.train --data` trains on them."""
+    bucket = moto.new_bucket()
+    storage = open_storage(f"s3://{bucket}/digits", moto.url)
+    journal = Journal(storage)
+    images, labels = load_split(MNIST, "train")
+
+    def collect(i: int) -> None:
+        png = encode_png(flatten(canvas_of(images[i], size=56)))
+        assert journal.try_append(i + 1, Entry("collect", int(labels[i]), journal.store_drawing(png), "test"))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(collect, range(1100)))
+
+    out = tmp_path / "dataset"
+    storage_url = f"s3://{bucket}/digits"
+    printed = run_cli("export", "--out", str(out), "--storage", storage_url, S3_ENDPOINT_URL=moto.url)
+    assert "exported 1100 labelled drawings" in printed
+    exported, exported_labels = load_split(out, "train")
+    assert exported.shape == (1100, 28, 28) and np.array_equal(exported_labels, labels[:1100])
+    assert len(list((out / "png").glob("*.png"))) == 1100
+
+    models = tmp_path / "models"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "livedigits.offline.train",
+            "--data",
+            str(out),
+            "--out",
+            str(models),
+            "--fnn-epochs",
+            "1",
+            "--only",
+            "fnn",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "training on 100 digits, validating on 1000" in result.stdout
+    accuracy = float(result.stdout.split("fnn epoch 1: validation accuracy ")[1].split()[0])
+    assert accuracy > 0.3  # 100 digits, one epoch: far better than chance (0.1), so the labels line up
+    assert (models / "fnn.npz").exists()
+
+
+def store_contents(storage) -> dict[str, bytes]:
+    return {key: storage.get(key) for folder in ("drawings/", "log/") for key in storage.list(folder)}
+
+
+def test_migrate_folder_to_bucket_and_back_keeps_every_entry(tmp_path, moto):
+    app = fill(tmp_path / "store")
+    expected = app.test_client().post("/api/predict", json={"image": SEVEN}).get_json()
+    original = store_contents(LocalStorage(tmp_path / "store"))
+    bucket_url = f"s3://{moto.new_bucket()}/digits"
+
+    printed = run_cli("migrate", "--from", str(tmp_path / "store"), "--to", bucket_url, S3_ENDPOINT_URL=moto.url)
+    assert "4 drawings, 6 log, 3 checkpoints" in printed
+    bucket = open_storage(bucket_url, moto.url)
+    assert store_contents(bucket) == original
+    again = migrate(LocalStorage(tmp_path / "store"), bucket)  # resumable: a second run changes nothing
+    assert again == {"drawings": 4, "log": 6, "checkpoints": 3} and store_contents(bucket) == original
+
+    back = LocalStorage(tmp_path / "back")
+    migrate(bucket, back)
+    assert store_contents(back) == original
+    for storage_url, endpoint in ((bucket_url, moto.url), (str(tmp_path / "back"), None)):
+        served = create_app(Config(storage_url=storage_url, s3_endpoint_url=endpoint)).test_client()
+        assert served.post("/api/predict", json={"image": SEVEN}).get_json() == expected
+
+    other = tmp_path / "other"
+    fill(other)
+    with pytest.raises(MigrationError):  # another history: its entries differ from the bucket's
+        migrate(LocalStorage(other), bucket)
