@@ -50,10 +50,13 @@ def build(store: Path, db_url: str, n: int, checkpoint_every: int) -> None:
     """A store and a database as if `n` drawings had been labelled and learned (see the module's docstring)."""
     from functions import decode_drawing
     from livedigits.config import Config
-    from livedigits.learning import log_learner as learner_module
+    from livedigits.learning.log_learner import LogLearner
+    from livedigits.learning.recipe import load_replay
+    from livedigits.models.cnn import CNN
+    from livedigits.models.fnn import FNN
     from livedigits.offline.canvas import canvas_of, to_data_url
     from livedigits.state.database import Database
-    from livedigits.state.figures import NAMES, Figures
+    from livedigits.state.figures import NAMES, Figures, save_point
     from livedigits.state.journal import Entry, Journal, entry_key
     from livedigits.state.mnist import load_split
     from livedigits.state.storage import LocalStorage
@@ -84,12 +87,12 @@ def build(store: Path, db_url: str, n: int, checkpoint_every: int) -> None:
                 figures.count(row, 1)
                 window.appendleft(row)
                 if figures.wants_point(number):
-                    learner_module.save_point(tx, figures, number, list(window))
+                    save_point(tx, figures, number, list(window))
     config = Config(storage_url=str(store), database_url=db_url, checkpoint_every=checkpoint_every)
     models = config.models_dir
-    fnn, cnn = learner_module.FNN.load(models / "fnn.npz"), learner_module.CNN.load(models / "cnn.npz")
-    replay = learner_module.load_replay(models / "replay.npz")
-    learner = learner_module.LogLearner(config, journal, db, fnn, cnn, replay)  # the shipped models, unopened
+    fnn, cnn = FNN.load(models / "fnn.npz"), CNN.load(models / "cnn.npz")
+    replay = load_replay(models / "replay.npz")
+    learner = LogLearner(config, journal, db, fnn, cnn, replay)  # the shipped models, unopened
     for i in range(min(learner.learner.recipe.user_memory, n)):  # a full replay memory, as after 1,000 labels
         learner.learner.memory.append((images[i % len(images)], int(labels[i % len(labels)])))
     for version in range(max(n - 1200, 0) // checkpoint_every * checkpoint_every, n + 1, checkpoint_every):

@@ -187,7 +187,7 @@ class Config:
     lease_poll_seconds: float = 0.5  # how often a waiting learner asks for the lease (its takeover's delay)
     waiting_fresh_seconds: float = 10.0  # a `learn` process's "I wait for the lease" counts this long
     shutdown_seconds: int = 20  # after SIGTERM, a `learn` process exits by then whatever hangs (Heroku kills at 30)
-    learner_pool_size: int = 3  # its loop, its checkpoint writer and a spare; 5 per web worker (database.POOL_SIZE)
+    learner_pool_size: int = 3  # its loop, its checkpoint writer and a spare; db_pool_size per web worker
     recent_samples: int = 48  # drawings listed on the models page
     differing_samples: int = 12  # ...and of those an original and its retrained model answered differently
     # --- the figures the models page shows (livedigits.state.figures) ---
@@ -197,6 +197,11 @@ class Config:
     # it has scored this many drawings.
     degraded_margin: float = 0.15
     degraded_min_scored: int = 30
+    # The held-out curve kept in the database (every other point goes when it is full), how much of it is published,
+    # and the digits per forward pass when scoring it (1,000 at once cost the learner 185 MB of RSS, 100 cost 25).
+    heldout_points: int = 400
+    heldout_published_points: int = 200
+    heldout_batch: int = 100
     # --- the servers ---
     # With notifications, a process still looks at the log and the snapshots this often, in case one was lost.
     safety_net_seconds: float = 45.0
@@ -204,6 +209,16 @@ class Config:
     # learn_interval and says so at least every heartbeat_seconds, even with nothing to learn).
     stalled_after_seconds: float = 30.0
     waiting_poll_seconds: float = 0.1  # how often a server looks for a new snapshot while a train waits for one
+    # An appended entry rides on its notification when it is this small (PostgreSQL's limit is 8,000 bytes), and the
+    # drawing's digit with it when both fit: the learner then reads and decodes nothing (a GET and ~5 ms a label).
+    notify_entry_bytes: int = 7000
+    max_stroke_points: int = 20_000  # stroke points kept with an entry's metadata; more is refused
+    undo_seconds: int = 60  # how long /api/train's undo token takes the drawing back
+    # --- the database ---
+    db_pool_size: int = 5  # connections per web worker, shared by its threads (the learner's: learner_pool_size)
+    db_connect_timeout: float = 3.0  # seconds: a request never hangs on an absent database
+    # --- exports and migrations ---
+    parallel_reads: int = 8  # concurrent reads of the store (S3 answers each GET in tens of ms)
 
     def __post_init__(self) -> None:
         parse_rate_limits(self.rate_limits)  # a typo fails at boot, not as an unlimited service

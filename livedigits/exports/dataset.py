@@ -42,8 +42,6 @@ LABELS = "train-labels-idx1-ubyte.gz"
 METADATA = "metadata.csv"
 STROKES = "strokes.ndjson"
 METADATA_COLUMNS = ("sample_id", "label", "kind", "source", "created", "image", "n_strokes")
-# Reads from a bucket are round trips: a few in flight hide the latency (boto3 clients are thread-safe).
-PARALLEL_READS = 8
 
 
 class MigrationError(RuntimeError):
@@ -62,11 +60,12 @@ class Sample:
         return f"{self.number:010d}"
 
 
-def read_samples(storage: Storage) -> list[Sample]:
+# Reads from a bucket are round trips: a few in flight hide the latency (boto3 clients are thread-safe).
+def read_samples(storage: Storage, parallel_reads: int = Config.parallel_reads) -> list[Sample]:
     """The labelled drawings of the log in log order, less the excluded ones; damaged entries and unreadable
     drawings are skipped. Exclusions fold as the learner folds them (journal.exclusion_changes)."""
     journal = Journal(storage)
-    with threads.pool("dataset-reads", PARALLEL_READS) as pool:
+    with threads.pool("dataset-reads", parallel_reads) as pool:
         read = pool.map(lambda number: (number, journal.read(number)), journal.numbers_after(0))
         drawings, excluded = {}, set()
         for number, entry in read:
@@ -132,7 +131,7 @@ def zip_folder(folder: Path) -> io.BytesIO:
 # --- migration ------------------------------------------------------------------------------------
 
 
-def migrate(source: Storage, target: Storage) -> dict[str, int]:
+def migrate(source: Storage, target: Storage, parallel_reads: int = Config.parallel_reads) -> dict[str, int]:
     """Copy the drawings, then the log, then the checkpoints of `source` into `target`.
 
     Drawings go first so that a process reading the target never meets an entry without its image.
@@ -142,7 +141,7 @@ def migrate(source: Storage, target: Storage) -> dict[str, int]:
     Returns, per folder, how many of the source's keys the target now holds with the same bytes.
     """
     copied = {}
-    with threads.pool("dataset-reads", PARALLEL_READS) as pool:
+    with threads.pool("dataset-reads", parallel_reads) as pool:
         source_log = set(source.list(LOG))
         list(pool.map(lambda key: check_same_entry(source, target, source_log, key), target.list(LOG)))
         for folder in (DRAWINGS, LOG, CHECKPOINTS):

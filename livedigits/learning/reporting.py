@@ -37,7 +37,7 @@ class Reporting:
         """Score both retrained models on the held-out slice at the current version (~0.45 s) and record it."""
         with self._lock:
             point = {"model_version": self.version, **self.heldout.score(self.learner.models)}
-            self.heldout_curve = heldout.add_point(self.heldout_curve, point)
+            self.heldout_curve = heldout.add_point(self.heldout_curve, point, self.config.heldout_points)
             try:
                 with self.db.transaction() as tx:
                     tx.set_meta(HELDOUT, self.heldout_curve)
@@ -71,7 +71,10 @@ class Reporting:
             except DatabaseError as error:
                 logger.warning("snapshot with the last figures: %s", error)
             stats, recent = self._published
-            stats = {**stats, "heldout": {"history": heldout.published(self.heldout_curve)}}
+            stats = {
+                **stats,
+                "heldout": {"history": heldout.published(self.heldout_curve, self.config.heldout_published_points)},
+            }
             return Snapshot(
                 version=self.version,
                 originals=self.originals,

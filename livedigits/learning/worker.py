@@ -31,7 +31,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = Config.from_env()
     storage = open_store(config)
-    db = Database(config.database, pool_size=config.learner_pool_size)
+    db = Database(config.database, config.learner_pool_size, config.db_connect_timeout)
     stop, wake = threading.Event(), threading.Event()
 
     def terminate(*_) -> None:

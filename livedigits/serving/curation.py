@@ -73,12 +73,12 @@ class Curating:
         return rows
 
     def undo_token(self, number: int) -> str:
-        """A capability to take back drawing `number` within undo.UNDO_SECONDS."""
-        return undo.issue(self._key(), number)
+        """A capability to take back drawing `number` within Config.undo_seconds."""
+        return undo.issue(self._key(), number, self.config.undo_seconds)
 
     def undo(self, token: object) -> dict:
         """Exclude the drawing a genuine, unexpired, unused undo token names."""
-        number = undo.verify(self._key(), token)
+        number = undo.verify(self._key(), token, self.config.undo_seconds)
         self.db.check()  # a token is used up only if the exclusion it asks for can be recorded
         undo.use_once(self.journal.storage, number)
         return self.exclude([number], source="undo")

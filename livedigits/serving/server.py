@@ -31,7 +31,6 @@ from livedigits.pipeline.answers import select_answer, to_pixels, top_k
 from livedigits.pipeline.drawings import digit_to_text
 from livedigits.serving.curation import Curating
 from livedigits.serving.following import Following
-from livedigits.state import undo
 from livedigits.state.database import LOG_CHANNEL, Database, DatabaseError
 from livedigits.state.figures import MODELS, VARIANTS, review_item
 from livedigits.state.inbox import Inbox
@@ -41,9 +40,6 @@ from livedigits.state.storage import StorageError
 
 logger = logging.getLogger(__name__)
 
-# An appended entry rides on its notification when it is this small (PostgreSQL's limit is 8,000 bytes), and the
-# drawing's digit with it when both fit: the learner then reads and decodes nothing (a GET and ~5 ms a label).
-NOTIFY_ENTRY_BYTES = 7000
 PENDING = "Stored. The models will learn from it shortly: the learner is busy or catching up."
 
 
@@ -189,7 +185,7 @@ class Server(Following, Curating):
         entry = Entry("train", label, self.journal.store_drawing(png), source, strokes=strokes)
         number = self.append(entry, png, digit)
         sample_id = f"{number:010d}"
-        taking_back = {"undo_token": self.undo_token(number), "undo_seconds": undo.UNDO_SECONDS}
+        taking_back = {"undo_token": self.undo_token(number), "undo_seconds": self.config.undo_seconds}
         snapshot = self.wait_for(number, self.config.train_wait_seconds)
         if snapshot is None:
             return {
@@ -233,10 +229,10 @@ class Server(Following, Curating):
         if not self.db.is_postgres:
             return  # nothing is notified on SQLite: build no payload
         data = entry.to_bytes()
-        payload = {"number": number, "entry": json.loads(data) if len(data) <= NOTIFY_ENTRY_BYTES else None}
+        payload = {"number": number, "entry": json.loads(data) if len(data) <= self.config.notify_entry_bytes else None}
         if digit is not None:
             text = digit_to_text(digit)
-            if len(data) + len(text) <= NOTIFY_ENTRY_BYTES:
+            if len(data) + len(text) <= self.config.notify_entry_bytes:
                 payload["digit"] = text
         try:
             self.db.notify(LOG_CHANNEL, payload)

@@ -34,7 +34,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from livedigits import threads
-from livedigits.config import normalise_url
+from livedigits.config import Config, normalise_url
 from livedigits.state.schema import COLUMNS, DIFFERS, ROW, SCHEMA, Row, to_row
 from livedigits.state.transaction import Transaction
 
@@ -45,8 +45,6 @@ SNAPSHOT_CHANNEL = "digits_snapshot"  # the learner published a snapshot, or say
 # Connections per process, shared by its threads: a gunicorn worker's 4 and, in the `all` role, the learner. With
 # one listening connection each, two web workers hold at most 12; the learner 5 (Config.learner_pool_size, its
 # listener and its lease) and a standby 2: 19 within the 20 of Heroku's Essential plans.
-POOL_SIZE = 5
-CONNECT_TIMEOUT = 3  # seconds: a request never hangs on an absent database
 
 
 class DatabaseError(RuntimeError):
@@ -56,8 +54,11 @@ class DatabaseError(RuntimeError):
 class Database:
     """One pool of connections per process, shared by its threads. Every failure is a DatabaseError."""
 
-    def __init__(self, url: str, pool_size: int = POOL_SIZE):
+    def __init__(
+        self, url: str, pool_size: int = Config.db_pool_size, connect_timeout: float = Config.db_connect_timeout
+    ):
         self.url = normalise_url(url)
+        self.connect_timeout = connect_timeout
         scheme = urlparse(self.url).scheme
         if scheme not in ("sqlite", "postgresql"):
             raise ValueError(f"DATABASE_URL: expected postgresql://, postgres:// or sqlite:///path, got {scheme}://")
@@ -68,7 +69,7 @@ class Database:
         if self.is_postgres:
             from psycopg_pool import ConnectionPool
 
-            kwargs = {"connect_timeout": CONNECT_TIMEOUT, "autocommit": True}
+            kwargs = {"connect_timeout": self.connect_timeout, "autocommit": True}
             self._pool = ConnectionPool(self.url, min_size=1, max_size=pool_size, kwargs=kwargs, open=False, timeout=5)
             self._pool.open(wait=False)
         else:
@@ -239,7 +240,7 @@ class Database:
 
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as connection:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout) as connection:
                     for channel in channels:
                         connection.execute(f"LISTEN {channel}")
                     on_message(None, {})

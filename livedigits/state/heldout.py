@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from livedigits.config import Config
+
 PER_LABEL = 200  # 2,000 digits: a figure's standard error is ~0.3 points at 98%
 SEED = 20261201
-MAX_POINTS = 400  # the curve kept in the database: every other point goes when it is full
-PUBLISHED_POINTS = 200  # ...and at most this many are published
-BATCH = 100  # digits per forward pass: 1,000 at once cost the learner 185 MB of resident memory, 100 cost 25
 
 
 @dataclass(frozen=True)
@@ -34,11 +33,11 @@ class HeldOut:
         """The digits as the models take them: float32, ink 1.0 on 0.0."""
         return self.images / np.float32(255)
 
-    def accuracy(self, model) -> float:
+    def accuracy(self, model, batch: int = Config.heldout_batch) -> float:
         """The share of the slice `model` (anything with `predict_proba`) answers right."""
         digits = self.digits
         answers = np.concatenate(
-            [model.predict_proba(digits[i : i + BATCH]).argmax(1) for i in range(0, len(digits), BATCH)]
+            [model.predict_proba(digits[i : i + batch]).argmax(1) for i in range(0, len(digits), batch)]
         )
         return float((answers == self.labels).mean())
 
@@ -56,11 +55,11 @@ def load(models_dir: Path) -> HeldOut | None:
         return HeldOut(data["images"], data["labels"].astype(np.int64))
 
 
-def add_point(points: list[dict], point: dict) -> list[dict]:
+def add_point(points: list[dict], point: dict, most: int = Config.heldout_points) -> list[dict]:
     """The curve with `point` (version, fnn, cnn) appended; thinned to every other point when full, keeping the
     first and the latest, so it stays a few KB however long the service runs."""
     points = [*points, point]
-    if len(points) > MAX_POINTS:
+    if len(points) > most:
         points = points[:-1:2] + points[-1:]
     return points
 
@@ -70,7 +69,7 @@ def measured_at(points: list[dict]) -> int:
     return points[-1]["model_version"] if points else -1
 
 
-def published(points: list[dict]) -> list[dict]:
-    """At most PUBLISHED_POINTS of the curve, evenly spaced, the latest always in."""
-    step = max(1, -(-len(points) // PUBLISHED_POINTS))
+def published(points: list[dict], most: int = Config.heldout_published_points) -> list[dict]:
+    """At most `most` points of the curve, evenly spaced, the latest always in."""
+    step = max(1, -(-len(points) // most))
     return points[::-1][::step][::-1]

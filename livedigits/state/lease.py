@@ -22,8 +22,7 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
-from livedigits.config import normalise_url
-from livedigits.state.database import CONNECT_TIMEOUT
+from livedigits.config import Config, normalise_url
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ class Lease:
         connection = psycopg.connect(
             self.url,
             autocommit=True,
-            connect_timeout=CONNECT_TIMEOUT,
+            connect_timeout=Config.db_connect_timeout,
             tcp_user_timeout=TCP_USER_TIMEOUT_MS,
             application_name=f"digits-learner-{os.environ.get('DYNO') or os.getpid()}",
             **KEEPALIVES,

@@ -1,5 +1,5 @@
 """Undo capabilities: `/api/train` hands its caller a token that lets them, and only them, take back that one
-drawing for UNDO_SECONDS, without an account or the admin token.
+drawing for Config.undo_seconds, without an account or the admin token.
 
 A token is `<sample number>.<expiry unix time>.<HMAC-SHA256 of both>`: bound to its sample and its expiry (neither
 can be changed without the key), checked in constant time, and valid on every process of a fleet, since they share
@@ -18,7 +18,6 @@ import time
 from livedigits.errors import InputError
 from livedigits.state.storage import Storage
 
-UNDO_SECONDS = 60
 KEY = "secrets/undo-key"
 USED = "undo/"
 
@@ -35,13 +34,14 @@ def sign(key: bytes, number: int, expires: int) -> str:
     return hmac.new(key, f"{number}.{expires}".encode(), hashlib.sha256).hexdigest()
 
 
-def issue(key: bytes, number: int, now: float | None = None) -> str:
-    expires = int(now if now is not None else time.time()) + UNDO_SECONDS
+def issue(key: bytes, number: int, seconds: int, now: float | None = None) -> str:
+    """A token that undoes drawing `number` for `seconds`."""
+    expires = int(now if now is not None else time.time()) + seconds
     return f"{number}.{expires}.{sign(key, number, expires)}"
 
 
-def verify(key: bytes, token: object, now: float | None = None) -> int:
-    """The sample number a genuine, unexpired token undoes; InputError otherwise."""
+def verify(key: bytes, token: object, seconds: int, now: float | None = None) -> int:
+    """The sample number a genuine, unexpired token undoes; InputError otherwise (`seconds`: how long tokens last)."""
     match = re.fullmatch(r"(\d{1,10})\.(\d{1,12})\.([0-9a-f]{64})", token) if isinstance(token, str) else None
     if match is None:
         raise InputError("invalid_undo_token", "Send the 'undo_token' that /api/train answered.")
@@ -49,7 +49,7 @@ def verify(key: bytes, token: object, now: float | None = None) -> int:
     if not hmac.compare_digest(match.group(3), sign(key, number, expires)):
         raise InputError("invalid_undo_token", "This undo token was not issued by this service.", 403)
     if (now if now is not None else time.time()) > expires:
-        raise InputError("undo_expired", f"Undo is possible for {UNDO_SECONDS} seconds after training.", 410)
+        raise InputError("undo_expired", f"Undo is possible for {seconds} seconds after training.", 410)
     return number
 
 

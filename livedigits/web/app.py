@@ -43,7 +43,9 @@ def open_service(config: Config) -> tuple[Server, object | None]:
     if config.role == "learn":
         raise ValueError("ROLE=learn is the learner process: run `python -m livedigits.learning.worker`")
     journal = Journal(open_store(config))
-    db = Database(config.database)  # one pool per process, shared by its threads (and its learner)
+    db = Database(
+        config.database, config.db_pool_size, config.db_connect_timeout
+    )  # one pool per process, shared by its threads (and its learner)
     if config.role == "serve":
         server = Server(config, journal, db)
         server.follow_storage()

@@ -11,8 +11,6 @@ from flask import current_app, request
 
 from livedigits.errors import InputError
 
-MAX_STROKE_POINTS = 20_000
-
 
 def json_body() -> dict:
     try:
@@ -39,8 +37,9 @@ def parse_strokes(value: object) -> list | None:
     if not isinstance(value, list) or not all(isinstance(stroke, list) for stroke in value):
         raise InputError("invalid_strokes", message)
     points = [point for stroke in value for point in stroke]
-    if len(points) > MAX_STROKE_POINTS:
-        raise InputError("invalid_strokes", f"At most {MAX_STROKE_POINTS} stroke points are kept.")
+    most = current_app.extensions["config"].max_stroke_points
+    if len(points) > most:
+        raise InputError("invalid_strokes", f"At most {most} stroke points are kept.")
     for point in points:
         if not (isinstance(point, list) and len(point) == 3 and all(is_finite_number(v) for v in point)):
             raise InputError("invalid_strokes", message)

@@ -77,10 +77,10 @@ def test_the_curve_stays_small_however_long_it_runs():
     points: list[dict] = []
     for version in range(0, 100_000, 10):
         points = heldout.add_point(points, {"model_version": version, "fnn": 0.9, "cnn": 0.9})
-    assert len(points) <= heldout.MAX_POINTS and points[0]["model_version"] == 0
+    assert len(points) <= Config.heldout_points and points[0]["model_version"] == 0
     assert points[-1]["model_version"] == 99_990
     published = heldout.published(points)
-    assert len(published) <= heldout.PUBLISHED_POINTS and published[-1] == points[-1]
+    assert len(published) <= Config.heldout_published_points and published[-1] == points[-1]
 
 
 def review_rows(client) -> list[dict]:

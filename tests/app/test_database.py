@@ -1,6 +1,7 @@
-"""The database of what the service knows (database.py), on SQLite and on a real PostgreSQL: the review queue as a
-query, outages, the upgrade of a store written before the database, exclusions beyond the exact window, fixed-size
-snapshots, and notifications instead of polling."""
+"""The database of what the service knows (livedigits/state/database.py), on SQLite and on a real PostgreSQL: the
+review queue as a query, outages, the upgrade of a store written before the database, exclusions beyond the exact
+window, fixed-size snapshots, and what a notification carries. Notifications between processes and the rebuild
+command: tests/processes/test_database_processes.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import numpy as np
 import pytest
 from conftest import create_app
 from drawings import stroke_canvas, to_data_url
-from server import Server, request
 
 from functions import digit_from_text, stored_digit
 from livedigits.config import Config
@@ -27,7 +27,6 @@ from livedigits.state.figures import NAMES, Score
 from livedigits.state.journal import Journal, entry_of
 from livedigits.state.snapshot import Snapshot
 from livedigits.state.storage import open_storage
-from main import close_service
 
 ONE = to_data_url(stroke_canvas([(140, 40), (140, 240)]))
 SEVEN = to_data_url(stroke_canvas([(60, 50), (220, 50), (120, 240)]))
@@ -239,64 +238,6 @@ def test_heroku_postgres_urls_are_read_as_they_are(backend):
     assert config.database == "postgresql://user:secret@db.example:5432/name" and "secret" not in repr(config)
     if backend == "sqlite":  # the default, beside the local store
         assert Config(storage_url="/srv/store").database == "sqlite:////srv/store.sqlite3"
-
-
-def test_servers_and_the_learner_are_told_not_polled(tmp_path, backend):
-    """With PostgreSQL, a train on a serve process is learned and answered in well under the 30 s that the
-    learner's and the server's polls are set to: the entry and the snapshot are announced by NOTIFY."""
-    if backend != "postgres":
-        pytest.skip("SQLite has no notifications: processes on one machine poll local files")
-    store = str(tmp_path / "store")
-    env = {"STORAGE_URL": store, "LEARN_INTERVAL": "30", "SYNC_INTERVAL": "30", "RATE_LIMITS": "off"}
-    learner = Server(env, kind="worker")
-    web = Server({**env, "ROLE": "serve", "TRAIN_WAIT": "10"})
-    try:
-        web.wait_healthy()
-        time.sleep(2)  # the learner's first snapshot
-        took = []
-        for image, label in LABELS[:3]:
-            started = time.monotonic()
-            status, body = request(f"{web.url}/api/train", {"image": image, "label": label})
-            took.append(time.monotonic() - started)
-            assert status == 200 and body["status"] == "learned", body
-        assert max(took) < 5, took
-        assert np.isfinite(took).all()
-    finally:
-        web.kill()
-        learner.kill()
-
-
-def test_a_lost_database_is_rebuilt_from_the_store_by_one_command(store, backend):
-    """`python -m livedigits.learning.rebuild` empties the database and replays the log: the same rows, figures and
-    queue."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-
-    app = make_app(store, checkpoint_every=3)
-    client = app.test_client()
-    train_all(client, LABELS[:5])
-    client.post("/api/admin/exclude", json={"sample_ids": [2]}, headers=ADMIN)
-    train_all(client, LABELS[5:7])
-    db = app.extensions["digits"].db
-    before = (db.drawings(list(range(1, 10))), db.history(), db.meta()["figures"], db.meta()["version"])
-    url = Config(storage_url=str(store)).database
-    env = {**os.environ, "STORAGE_URL": str(store), "DATABASE_URL": url, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    rebuild = [sys.executable, "-m", "livedigits.learning.rebuild"]
-    refused = subprocess.run(rebuild, cwd=ROOT, env=env, capture_output=True,
-                             text=True, timeout=300)  # fmt: skip
-    assert refused.returncode == 1 and "a learner is running" in refused.stderr  # the app's learner holds the lease
-    assert db.meta()["version"] == 8  # and nothing was emptied
-    close_service(app)
-    db = Database(url)
-    done = subprocess.run(rebuild, cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "rebuilt 8 entries" in done.stdout
-    assert (db.drawings(list(range(1, 10))), db.history(), db.meta()["figures"], db.meta()["version"]) == before
-    db.close()
 
 
 def test_a_rebuild_from_a_state_kept_in_memory_equals_a_replay(tmp_path, monkeypatch):

@@ -1,5 +1,5 @@
-"""The collected dataset: export (CLI and HTTP) in MNIST's format that train.py reads as it is, and
-migration of a store from a folder into a bucket and back, against moto's server on loopback."""
+"""The collected dataset: export (the function and HTTP) in MNIST's format, and migration of a store, against moto's
+server on loopback. The command line, into training and back: tests/processes/test_dataset_cli.py."""
 
 from __future__ import annotations
 
@@ -10,20 +10,19 @@ import os
 import subprocess
 import sys
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MNIST, ROOT, create_app
-from drawings import canvas_of, stroke_canvas, to_data_url
+from conftest import ROOT, create_app
+from drawings import stroke_canvas, to_data_url
 
-from functions import digit_from_png, encode_png, flatten
+from functions import digit_from_png
 from livedigits.config import Config
-from livedigits.exports.dataset import IMAGES, LABELS, METADATA, STROKES, MigrationError, export, migrate
+from livedigits.exports.dataset import IMAGES, LABELS, METADATA, STROKES, export
 from livedigits.state.journal import Entry, Journal
 from livedigits.state.mnist import load_split, read_idx
-from livedigits.state.storage import LocalStorage, open_storage
+from livedigits.state.storage import LocalStorage
 
 ONE = to_data_url(stroke_canvas([(140, 40), (140, 240)]))
 SEVEN = to_data_url(stroke_canvas([(60, 50), (220, 50), (120, 240)]))
@@ -115,83 +114,3 @@ def test_http_export_needs_the_admin_token_and_zips_the_same_files(tmp_path):
         .status_code
         == 403
     )  # admin routes are off without ADMIN_TOKEN
-
-
-def test_export_from_a_bucket_round_trips_into_train_py(tmp_path, moto):
-    """1,100 collected drawings in a bucket -> `python -m livedigits.exports.dataset export` ->
-    `python -m livedigits.offline.train --data` trains on them."""
-    bucket = moto.new_bucket()
-    storage = open_storage(f"s3://{bucket}/digits", moto.url)
-    journal = Journal(storage)
-    images, labels = load_split(MNIST, "train")
-
-    def collect(i: int) -> None:
-        png = encode_png(flatten(canvas_of(images[i], size=56)))
-        assert journal.try_append(i + 1, Entry("collect", int(labels[i]), journal.store_drawing(png), "test"))
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(collect, range(1100)))
-
-    out = tmp_path / "dataset"
-    storage_url = f"s3://{bucket}/digits"
-    printed = run_cli("export", "--out", str(out), "--storage", storage_url, S3_ENDPOINT_URL=moto.url)
-    assert "exported 1100 labelled drawings" in printed
-    exported, exported_labels = load_split(out, "train")
-    assert exported.shape == (1100, 28, 28) and np.array_equal(exported_labels, labels[:1100])
-    assert len(list((out / "png").glob("*.png"))) == 1100
-
-    models = tmp_path / "models"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "livedigits.offline.train",
-            "--data",
-            str(out),
-            "--out",
-            str(models),
-            "--fnn-epochs",
-            "1",
-            "--only",
-            "fnn",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "training on 100 digits, validating on 1000" in result.stdout
-    accuracy = float(result.stdout.split("fnn epoch 1: validation accuracy ")[1].split()[0])
-    assert accuracy > 0.3  # 100 digits, one epoch: far better than chance (0.1), so the labels line up
-    assert (models / "fnn.npz").exists()
-
-
-def store_contents(storage) -> dict[str, bytes]:
-    return {key: storage.get(key) for folder in ("drawings/", "log/") for key in storage.list(folder)}
-
-
-def test_migrate_folder_to_bucket_and_back_keeps_every_entry(tmp_path, moto):
-    app = fill(tmp_path / "store")
-    expected = app.test_client().post("/api/predict", json={"image": SEVEN}).get_json()
-    original = store_contents(LocalStorage(tmp_path / "store"))
-    bucket_url = f"s3://{moto.new_bucket()}/digits"
-
-    printed = run_cli("migrate", "--from", str(tmp_path / "store"), "--to", bucket_url, S3_ENDPOINT_URL=moto.url)
-    assert "4 drawings, 6 log, 3 checkpoints" in printed
-    bucket = open_storage(bucket_url, moto.url)
-    assert store_contents(bucket) == original
-    again = migrate(LocalStorage(tmp_path / "store"), bucket)  # resumable: a second run changes nothing
-    assert again == {"drawings": 4, "log": 6, "checkpoints": 3} and store_contents(bucket) == original
-
-    back = LocalStorage(tmp_path / "back")
-    migrate(bucket, back)
-    assert store_contents(back) == original
-    for storage_url, endpoint in ((bucket_url, moto.url), (str(tmp_path / "back"), None)):
-        served = create_app(Config(storage_url=storage_url, s3_endpoint_url=endpoint)).test_client()
-        assert served.post("/api/predict", json={"image": SEVEN}).get_json() == expected
-
-    other = tmp_path / "other"
-    fill(other)
-    with pytest.raises(MigrationError):  # another history: its entries differ from the bucket's
-        migrate(LocalStorage(other), bucket)

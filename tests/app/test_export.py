@@ -223,22 +223,6 @@ def test_an_export_taken_during_learning_holds_one_version(app, monkeypatch):
     assert len(versions) >= 3, versions  # exports did overlap the learning
 
 
-def test_the_keras_template_is_what_keras_writes(tmp_path):
-    """models/cnn-keras.json is what Keras writes of conv_net.build_export_model today (a fresh process)."""
-    out = tmp_path / "template.json"
-    template = [sys.executable, "-m", "livedigits.exports.models", "--template", "--out", str(out)]
-    subprocess.run(template, cwd=ROOT, check=True,
-                   capture_output=True, timeout=300)  # fmt: skip
-    assert without_ids(json.loads(out.read_text())) == without_ids(json.loads(model_export.TEMPLATE.read_text()))
-
-
-def without_ids(value):
-    """A Keras config without its shared-object ids (the id() of an object in the process that wrote it)."""
-    if isinstance(value, dict):
-        return {k: without_ids(v) for k, v in value.items() if k != "shared_object_id"}
-    return [without_ids(v) for v in value] if isinstance(value, list) else value
-
-
 def test_the_held_out_slice_is_t10k_and_never_trained_on():
     with np.load(ROOT / "models" / "heldout.npz") as data:
         images, labels, index = data["images"], data["labels"], data["t10k_index"]

@@ -1,25 +1,19 @@
-"""Rate limits that hold across processes: counts in a real Redis (Debian's redis-server on loopback), shared by
-two servers started with the Procfile's command, and what the limits do while Redis is gone."""
+"""Where rate limits count: the configuration of their store, a real Redis (Debian's redis-server on loopback) that
+goes away under concurrent requests, and Heroku's TLS. Across gunicorn processes:
+tests/processes/test_limits_fleet.py."""
 
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
-from email.message import Message
 
 import pytest
 from conftest import create_app
 from drawings import stroke_canvas, to_data_url
 from flask import Flask
 from redisserver import RedisServer
-from server import ROOT, Server, free_port, procfile_command
 
 from livedigits.config import Config
 from livedigits.web.limits import limited
@@ -34,60 +28,10 @@ def next_address() -> str:
     return next(ADDRESSES)
 
 
-def call(server: Server, path: str, body: dict, client_address: str) -> tuple[int, Message]:
-    """POST as `client_address` behind one trusted proxy; the timeout only guards against a hang."""
-    request = urllib.request.Request(
-        f"{server.url}{path}",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "X-Forwarded-For": client_address},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.headers
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers
-
-
 def client_at(app: Flask, address: str):
     client = app.test_client()
     client.environ_base["REMOTE_ADDR"] = address
     return client
-
-
-def wait_until_shared(a: Server, b: Server, timeout: float = 90) -> None:
-    """Until both processes count in Redis again: a fresh client's request to `a`, then one to `b`, leaves
-    one fewer in `b`'s answer than in `a`'s. Each probe also gives a process the chance to ping Redis, which
-    Flask-Limiter takes at most 1, 2, 4 ... 32 s after its last try."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        client = next_address()
-        remaining = [call(server, "/estimate", EMPTY_PIXELS, client)[1]["X-RateLimit-Remaining"] for server in (a, b)]
-        if int(remaining[1]) == int(remaining[0]) - 1:
-            return
-        time.sleep(0.5)
-    raise AssertionError("the servers did not go back to counting in Redis")
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory) -> tuple[RedisServer, Server, Server]:
-    """One Redis and two servers on one store, each allowing a client 5 predictions a minute."""
-    folder = tmp_path_factory.mktemp("fleet")
-    redis_server = RedisServer(folder / "redis")
-    env = {
-        "STORAGE_URL": str(folder / "store"),
-        "RATE_LIMIT_STORAGE": redis_server.url,
-        "RATE_LIMITS": "predict=5/minute",
-        "TRUSTED_PROXIES": "1",  # the tests name each client in X-Forwarded-For
-    }
-    servers = [Server(env), Server(env)]
-    try:
-        for server in servers:
-            server.wait_healthy()
-        yield redis_server, *servers
-    finally:
-        for server in servers:
-            server.kill()
-        redis_server.kill()
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -135,60 +79,7 @@ def test_a_bad_storage_url_is_refused_without_showing_its_password(url):
     assert "hunter2" not in str(error.value)
 
 
-def test_the_procfile_command_does_not_boot_on_a_bad_storage_url(tmp_path):
-    env = {
-        **os.environ,
-        "PORT": str(free_port()),
-        "STORAGE_URL": str(tmp_path / "store"),
-        "RATE_LIMIT_STORAGE": "mongodb://limits:hunter2@db.example/limits",
-    }
-    booted = subprocess.run(
-        ["bash", "-c", f"exec {procfile_command()}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert booted.returncode != 0
-    assert "ValueError: RATE_LIMIT_STORAGE (or, when unset, REDIS_URL): expected memory://" in booted.stderr
-    assert "hunter2" not in booted.stderr + booted.stdout
-
-
 # --- one budget for a fleet ------------------------------------------------------------------------
-
-
-def test_two_processes_draw_from_one_budget(fleet):
-    _, a, b = fleet
-    client = next_address()
-    answers = [call(server, "/estimate", EMPTY_PIXELS, client) for server in (a, b) * 5]
-    assert [status for status, _ in answers] == [422] * 5 + [429] * 5  # 5 in all, not 5 per process
-    assert [int(headers["X-RateLimit-Remaining"]) for _, headers in answers[:5]] == [4, 3, 2, 1, 0]
-    assert int(answers[-1][1]["Retry-After"]) > 0
-
-
-def test_while_redis_is_down_each_process_limits_alone_then_they_share_again(fleet):
-    redis_server, a, b = fleet
-    redis_server.kill()
-    try:
-        client = next_address()
-        outage = [call(server, "/api/predict", {"image": ONE}, client)[0] for server in (a, b) * 7]
-    finally:
-        redis_server.start()  # empty, on the same port: a Redis without persistence after a restart
-    # Predictions go on, and each process allows the client its whole budget from its own memory.
-    assert outage == [200] * 10 + [429] * 4
-    wait_until_shared(a, b)
-    client = next_address()
-    assert [call(server, "/estimate", EMPTY_PIXELS, client)[0] for server in (a, b) * 4] == [422] * 5 + [429] * 3
-
-
-def test_a_redis_that_stops_answering_holds_no_request(fleet):
-    """SIGSTOP: connections open but nothing answers. Without socket timeouts redis-py waits forever to read;
-    with them a request waits at most about a second before it is counted in the process's memory."""
-    redis_server, a, b = fleet
-    redis_server.freeze()
-    try:
-        client = next_address()
-        answers = [call(server, "/api/predict", {"image": ONE}, client)[0] for server in (a, b) * 3]
-    finally:
-        redis_server.thaw()
-    assert answers == [200] * 6
-    wait_until_shared(a, b)
 
 
 def test_concurrent_requests_when_redis_goes_are_all_answered(redis_server, store):

@@ -175,7 +175,7 @@ def test_undo_takes_back_only_ones_own_drawing_once_and_in_time(client, store):
     response = client.post("/api/undo", json={"undo_token": forged})
     assert response.status_code == 403 and response.get_json()["error"] == "invalid_undo_token"
     key = undo.undo_key(client.application.extensions["digits"].journal.storage, None)
-    expired = undo.issue(key, 2, now=time.time() - 61)
+    expired = undo.issue(key, 2, Config.undo_seconds, now=time.time() - 61)
     response = client.post("/api/undo", json={"undo_token": expired})
     assert response.status_code == 410 and response.get_json()["error"] == "undo_expired"
     for garbage in (None, 5, "", "1.2", "x" * 5000):
