@@ -6,60 +6,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, create_app
-from drawings import stroke_canvas, to_data_url
+from collected import STROKES_OF_ONE, fill
+from conftest import create_app
 
 from functions import digit_from_png
 from livedigits.config import Config
 from livedigits.exports.dataset import IMAGES, LABELS, METADATA, STROKES, export
-from livedigits.state.journal import Entry, Journal
 from livedigits.state.mnist import load_split, read_idx
 from livedigits.state.storage import LocalStorage
 
-ONE = to_data_url(stroke_canvas([(140, 40), (140, 240)]))
-SEVEN = to_data_url(stroke_canvas([(60, 50), (220, 50), (120, 240)]))
-STROKES_OF_ONE = [[[140, 40, 0], [140, 240, 180]]]
-
-
 pytestmark = pytest.mark.usefixtures("s3_credentials")
-
-
-def run_cli(*args: str, **env: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "livedigits.exports.dataset", *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
-
-
-def fill(store: Path, admin_token: str | None = None):
-    """A store with three trained drawings (one with strokes), one collected, a reset and a damaged entry."""
-    app = create_app(Config(storage_url=str(store), sync_interval=0.0, checkpoint_every=2, admin_token=admin_token))
-    client = app.test_client()
-    for body in (
-        {"image": ONE, "label": 1, "strokes": STROKES_OF_ONE},
-        {"image": SEVEN, "label": 7},
-    ):
-        assert client.post("/api/train", json=body).status_code == 200
-    assert client.post("/hook", data={"imageBase64": SEVEN, "digit": "7"}).status_code == 200
-    app.extensions["digits"].reset()
-    Journal(LocalStorage(store)).try_append(5, Entry("train", 3, "drawings/gone.png"))  # its drawing is lost
-    assert client.post("/api/train", json={"image": ONE, "label": 1}).status_code == 200
-    app.extensions["learner"].flush_checkpoints()
-    return app
 
 
 def test_export_writes_idx_pngs_metadata_and_strokes(tmp_path):

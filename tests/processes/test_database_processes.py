@@ -4,43 +4,15 @@ than polling, and the one command that rebuilds a lost database from the store."
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import create_app
-from drawings import stroke_canvas, to_data_url
+from labelled import ADMIN, LABELS, make_app, train_all
 from server import Server, request
 
 from livedigits.config import Config
 from livedigits.state.database import Database
 from main import close_service
-
-ONE = to_data_url(stroke_canvas([(140, 40), (140, 240)]))
-
-
-SEVEN = to_data_url(stroke_canvas([(60, 50), (220, 50), (120, 240)]))
-
-
-ZERO = to_data_url(stroke_canvas([(140, 40), (200, 140), (140, 240), (80, 140), (140, 40)]))
-
-
-ADMIN = {"Authorization": "Bearer t"}
-
-
-# Twelve labels, some of them wrong (a 7 labelled 1, a 0 labelled 7): the queue has something to rank.
-LABELS = [(ONE, 1), (SEVEN, 1), (SEVEN, 7), (ZERO, 0), (ONE, 1), (ZERO, 7)] * 2
-
-
-def make_app(store: Path, **settings):
-    defaults = {"sync_interval": 0.0, "admin_token": "t", "rate_limits": "off"}
-    return create_app(Config(storage_url=str(store), **(defaults | settings)))
-
-
-def train_all(client, labels=LABELS) -> None:
-    for image, label in labels:
-        response = client.post("/api/train", json={"image": image, "label": label})
-        assert response.status_code == 200, response.get_json()
 
 
 def test_servers_and_the_learner_are_told_not_polled(tmp_path, backend):

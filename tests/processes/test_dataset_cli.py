@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
+from collected import SEVEN, fill
 from conftest import MNIST, ROOT, create_app
-from drawings import canvas_of, stroke_canvas, to_data_url
+from drawings import canvas_of
 
 from functions import encode_png, flatten
 from livedigits.config import Config
@@ -22,14 +22,6 @@ from livedigits.state.mnist import load_split
 from livedigits.state.storage import LocalStorage, open_storage
 
 pytestmark = pytest.mark.usefixtures("s3_credentials")  # moto takes any keys; boto3 needs some
-
-ONE = to_data_url(stroke_canvas([(140, 40), (140, 240)]))
-
-
-SEVEN = to_data_url(stroke_canvas([(60, 50), (220, 50), (120, 240)]))
-
-
-STROKES_OF_ONE = [[[140, 40, 0], [140, 240, 180]]]
 
 
 def run_cli(*args: str, **env: str) -> str:
@@ -43,23 +35,6 @@ def run_cli(*args: str, **env: str) -> str:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
-
-
-def fill(store: Path, admin_token: str | None = None):
-    """A store with three trained drawings (one with strokes), one collected, a reset and a damaged entry."""
-    app = create_app(Config(storage_url=str(store), sync_interval=0.0, checkpoint_every=2, admin_token=admin_token))
-    client = app.test_client()
-    for body in (
-        {"image": ONE, "label": 1, "strokes": STROKES_OF_ONE},
-        {"image": SEVEN, "label": 7},
-    ):
-        assert client.post("/api/train", json=body).status_code == 200
-    assert client.post("/hook", data={"imageBase64": SEVEN, "digit": "7"}).status_code == 200
-    app.extensions["digits"].reset()
-    Journal(LocalStorage(store)).try_append(5, Entry("train", 3, "drawings/gone.png"))  # its drawing is lost
-    assert client.post("/api/train", json={"image": ONE, "label": 1}).status_code == 200
-    app.extensions["learner"].flush_checkpoints()
-    return app
 
 
 def test_export_from_a_bucket_round_trips_into_train_py(tmp_path, moto):
