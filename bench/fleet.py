@@ -35,6 +35,7 @@ from server import (  # noqa: E402
     wait_for_learner,
 )
 
+from livedigits.models.served import served_models  # noqa: E402
 from livedigits.state.snapshot import SNAPSHOT_KEY, Snapshot  # noqa: E402
 
 
@@ -77,7 +78,7 @@ def main() -> None:
             time.sleep(0.02)
         cpu = [p.cpu_seconds() - before for p, before in zip((*webs, learner), cpu_before, strict=True)]
         snapshot = moto.client().get_object(Bucket=bucket, Key=f"digits/{SNAPSHOT_KEY}")["Body"].read()
-        published = Snapshot.from_bytes(snapshot)
+        published = Snapshot.from_bytes(snapshot, served_models)
         keys = moto.keys(bucket, "digits/log/")
         answers = [[request(f"{web.url}/api/predict", probe)[1] for probe in probes[:10]] for web in webs]
 

@@ -84,9 +84,9 @@ def read_sample(journal: Journal, number: int, entry: Entry) -> Sample | None:
     return None if digit is None else Sample(number, entry, png, digit)
 
 
-def export(storage: Storage, out: Path) -> int:
+def export(storage: Storage, out: Path, parallel_reads: int = Config.parallel_reads) -> int:
     """Write the dataset's files into the folder `out` (created if needed); returns the number of drawings."""
-    samples = read_samples(storage)
+    samples = read_samples(storage, parallel_reads)
     out = Path(out)
     (out / "png").mkdir(parents=True, exist_ok=True)
     for sample in samples:
@@ -111,10 +111,10 @@ def export(storage: Storage, out: Path) -> int:
     return len(samples)
 
 
-def export_zip(storage: Storage) -> io.BytesIO:
+def export_zip(storage: Storage, parallel_reads: int = Config.parallel_reads) -> io.BytesIO:
     """The files `export` writes, as one zip in memory (what GET /api/samples/export answers)."""
     with tempfile.TemporaryDirectory() as folder:
-        export(storage, Path(folder))
+        export(storage, Path(folder), parallel_reads)
         return zip_folder(Path(folder))
 
 
@@ -182,12 +182,12 @@ def main(argv: Iterable[str] | None = None) -> None:
 
     try:
         if args.command == "export":
-            n_samples = export(open_store(config, args.storage), args.out)
+            n_samples = export(open_store(config, args.storage), args.out, config.parallel_reads)
             print(f"exported {n_samples} labelled drawings to {args.out}")
         else:
             source = open_store(config, args.source)
             target = open_store(config, args.target)
-            copied = migrate(source, target)
+            copied = migrate(source, target, config.parallel_reads)
             print(f"{args.target} holds the source's " + ", ".join(f"{n} {folder}" for folder, n in copied.items()))
     except (StorageError, MigrationError, ValueError) as error:
         parser.exit(1, f"error: {error}\n")

@@ -36,7 +36,10 @@ class Reporting:
     def score_heldout(self) -> None:
         """Score both retrained models on the held-out slice at the current version (~0.45 s) and record it."""
         with self._lock:
-            point = {"model_version": self.version, **self.heldout.score(self.learner.models)}
+            point = {
+                "model_version": self.version,
+                **self.heldout.score(self.learner.models, self.config.heldout_batch),
+            }
             self.heldout_curve = heldout.add_point(self.heldout_curve, point, self.config.heldout_points)
             try:
                 with self.db.transaction() as tx:

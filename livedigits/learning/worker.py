@@ -48,7 +48,7 @@ def main() -> None:
         db, config.waiting_fresh_seconds
     )  # one database read every config.keep_every entries
     publisher = Publisher(storage, db, learner, background=True)
-    lease = Lease(config.database)
+    lease = Lease(config.database, config.db_connect_timeout)
 
     def heard(channel: str | None, payload: dict) -> None:
         # A server appended an entry (with the entry itself when it fits a notification), or the listener

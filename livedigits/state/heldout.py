@@ -41,9 +41,9 @@ class HeldOut:
         )
         return float((answers == self.labels).mean())
 
-    def score(self, models: dict) -> dict[str, float]:
-        """{"fnn": accuracy, "cnn": accuracy}, rounded as published."""
-        return {name: round(self.accuracy(model), 4) for name, model in models.items()}
+    def score(self, models: dict, batch: int = Config.heldout_batch) -> dict[str, float]:
+        """{"fnn": accuracy, "cnn": accuracy}, rounded as published; `batch` digits per forward pass."""
+        return {name: round(self.accuracy(model, batch), 4) for name, model in models.items()}
 
 
 def load(models_dir: Path) -> HeldOut | None:

@@ -36,8 +36,9 @@ TCP_USER_TIMEOUT_MS = 5000
 class Lease:
     """The learner's lease on the database at `url` (a DATABASE_URL, or database.default_url's SQLite)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, connect_timeout: float = Config.db_connect_timeout):
         self.url = normalise_url(url)
+        self.connect_timeout = connect_timeout
         self.is_postgres = urlparse(self.url).scheme == "postgresql"
         self.held = False
         self._connection = None  # PostgreSQL: kept open while waiting too (a try is one query, not a connection)
@@ -89,7 +90,7 @@ class Lease:
         connection = psycopg.connect(
             self.url,
             autocommit=True,
-            connect_timeout=Config.db_connect_timeout,
+            connect_timeout=self.connect_timeout,
             tcp_user_timeout=TCP_USER_TIMEOUT_MS,
             application_name=f"digits-learner-{os.environ.get('DYNO') or os.getpid()}",
             **KEEPALIVES,

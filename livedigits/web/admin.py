@@ -11,7 +11,7 @@ from livedigits.errors import InputError
 from livedigits.exports import models as model_export
 from livedigits.exports.dataset import export_zip
 from livedigits.serving.stats import build_stats
-from livedigits.web.current import server
+from livedigits.web.current import config, server
 from livedigits.web.inputs import json_body, parse_label, query_int, require_admin, sample_ids
 from livedigits.web.limits import limited
 
@@ -67,7 +67,7 @@ def admin_restore() -> Response:
 def export_samples() -> Response:
     """The collected dataset as a zip (the files `python -m livedigits.exports.dataset export` writes)."""
     require_admin()
-    archive = export_zip(server().journal.storage)
+    archive = export_zip(server().journal.storage, config().parallel_reads)
     return send_file(archive, mimetype="application/zip", as_attachment=True, download_name="digits-dataset.zip")
 
 

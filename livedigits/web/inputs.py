@@ -7,9 +7,10 @@ import hmac
 import math
 import re
 
-from flask import current_app, request
+from flask import request
 
 from livedigits.errors import InputError
+from livedigits.web.current import config
 
 
 def json_body() -> dict:
@@ -37,7 +38,7 @@ def parse_strokes(value: object) -> list | None:
     if not isinstance(value, list) or not all(isinstance(stroke, list) for stroke in value):
         raise InputError("invalid_strokes", message)
     points = [point for stroke in value for point in stroke]
-    most = current_app.extensions["config"].max_stroke_points
+    most = config().max_stroke_points
     if len(points) > most:
         raise InputError("invalid_strokes", f"At most {most} stroke points are kept.")
     for point in points:
@@ -92,7 +93,7 @@ def sample_ids(value: object) -> list[int]:
 
 def require_admin() -> None:
     """Bearer ADMIN_TOKEN, compared in constant time; admin routes are off when it is unset."""
-    token = current_app.extensions["config"].admin_token
+    token = config().admin_token
     if not token:
         raise InputError("admin_disabled", "Admin actions are disabled: ADMIN_TOKEN is not set.", 403)
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()

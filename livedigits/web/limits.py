@@ -9,15 +9,13 @@ from typing import TypeVar
 
 from livedigits.config import RATE_LIMIT_KINDS
 
-KINDS = RATE_LIMIT_KINDS
-
 View = TypeVar("View", bound=Callable)
 
 
 def limited(kind: str) -> Callable[[View], View]:
     """The route draws from the `kind` budget of the client's address."""
-    if kind not in KINDS:
-        raise ValueError(f"rate-limit kind must be one of {KINDS}, not {kind!r}")
+    if kind not in RATE_LIMIT_KINDS:
+        raise ValueError(f"rate-limit kind must be one of {RATE_LIMIT_KINDS}, not {kind!r}")
 
     def declare(view: View) -> View:
         view.rate_limit = kind
