@@ -187,7 +187,9 @@ class Config:
     lease_poll_seconds: float = 0.5  # how often a waiting learner asks for the lease (its takeover's delay)
     waiting_fresh_seconds: float = 10.0  # a `learn` process's "I wait for the lease" counts this long
     shutdown_seconds: int = 20  # after SIGTERM, a `learn` process exits by then whatever hangs (Heroku kills at 30)
-    learner_pool_size: int = 3  # its loop, its checkpoint writer and a spare; db_pool_size per web worker
+    # Database connections of a learner (a `learn` process, or an `all` web): its primary (lease, LISTEN and
+    # queries) and one for the recorder and checkpoints beside it. One alone costs a crowd's labels (docs/heroku.md).
+    learner_pool_size: int = 2
     recent_samples: int = 48  # drawings listed on the models page
     differing_samples: int = 12  # ...and of those an original and its retrained model answered differently
     # --- the figures the models page shows (livedigits.state.figures) ---
@@ -215,8 +217,20 @@ class Config:
     max_stroke_points: int = 20_000  # stroke points kept with an entry's metadata; more is refused
     undo_seconds: int = 60  # how long /api/train's undo token takes the drawing back
     # --- the database ---
-    db_pool_size: int = 5  # connections per web worker, shared by its threads (the learner's: learner_pool_size)
+    # Connections per serve worker: one, shared by its threads, which also listens (state.connections). Its
+    # queries take about a millisecond: a second connection bought nothing measurable (docs/heroku.md).
+    db_pool_size: int = 1
     db_connect_timeout: float = 3.0  # seconds: a request never hangs on an absent database
+    db_idle_seconds: float = 30.0  # a connection unused this long closes (not a listening or locked primary)
+    # --- the formation and its plans' connections (livedigits.formation: every process checks the sum at boot) ---
+    pg_connection_limit: int = 20  # Heroku Postgres essential plans (PG_CONNECTION_LIMIT)
+    redis_connection_limit: int = 20  # Heroku Key-Value Store mini (REDIS_CONNECTION_LIMIT)
+    web_dynos: int = 1  # WEB_DYNOS: Heroku does not tell a dyno how many there are; set it when scaling
+    web_concurrency: int = 1  # gunicorn workers per serve web dyno: WEB_CONCURRENCY, as gunicorn reads it
+    worker_dynos: int = 1  # WORKER_DYNOS: `learn` processes, the learner and any standbys
+    # A deploy, or a restart with preboot, runs every new dyno beside the old one until the old has stopped.
+    restart_overlap: int = 2
+    redis_pool_size: int = 1  # Redis connections per web worker: a rate-limit check is one sub-millisecond script
     # --- exports and migrations ---
     parallel_reads: int = 8  # concurrent reads of the store (S3 answers each GET in tens of ms)
 
@@ -298,4 +312,9 @@ class Config:
             cpu_threads=int(env.get("CPU_THREADS") or cpu_share(on_dyno, os.cpu_count() or 1, memory_limit())),
             on_dyno=on_dyno,
             ephemeral_disk=env.get("EPHEMERAL_DISK", "").strip().lower() in ("1", "true", "yes"),
+            pg_connection_limit=int(env.get("PG_CONNECTION_LIMIT") or defaults.pg_connection_limit),
+            redis_connection_limit=int(env.get("REDIS_CONNECTION_LIMIT") or defaults.redis_connection_limit),
+            web_dynos=int(env.get("WEB_DYNOS") or defaults.web_dynos),
+            web_concurrency=int(env.get("WEB_CONCURRENCY") or defaults.web_concurrency),
+            worker_dynos=int(env.get("WORKER_DYNOS") or defaults.worker_dynos),
         )

@@ -43,7 +43,7 @@ class InProcessLearner:
 
     def __init__(self, config: Config, journal: Journal, db: Database, server: SnapshotReceiver, inbox: Inbox):
         self.config, self.journal, self.db, self.server, self.inbox = config, journal, db, server, inbox
-        self.lease = Lease(config.database, config.db_connect_timeout)
+        self.lease = Lease(db)
         self.learner: LogLearner | None = None
         self.publisher: Publisher | None = None
         self._stop, self._wake = threading.Event(), inbox.wake  # the server's appends wake the learner at once

@@ -20,10 +20,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.parse_args()
     config = Config.from_env()
-    lease = Lease(config.database, config.db_connect_timeout)
+    database = Database(config.database, name="rebuild")
+    lease = Lease(database)
     if not lease.try_acquire():  # a running learner would go on from facts that are no longer there
         parser.exit(1, "error: a learner is running on this database: stop it first (heroku ps:scale worker=0 web=0)\n")
-    database = Database(config.database)
     started = time.monotonic()
     database.clear()
     print(f"emptied {database!r} in {time.monotonic() - started:.2f} s; replaying the log of {config.storage_url}")

@@ -11,6 +11,7 @@ import threading
 import time
 
 from livedigits.config import Config
+from livedigits.formation import postgres_refusal
 from livedigits.learning.log_learner import (
     LogLearner,
 )
@@ -31,7 +32,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = Config.from_env()
     storage = open_store(config)
-    db = Database(config.database, config.learner_pool_size, config.db_connect_timeout)
+    refused = postgres_refusal(config)
+    db = Database(config.database, config.learner_pool_size, config.db_connect_timeout, name="learner",
+                  idle_seconds=config.db_idle_seconds, refused=refused)  # fmt: skip
     stop, wake = threading.Event(), threading.Event()
 
     def terminate(*_) -> None:
@@ -42,13 +45,17 @@ def main() -> None:
 
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, terminate)
+    if refused:  # exiting would only have Heroku restart it into the same refusal, again and again
+        logger.error(refused)
+        stop.wait()
+        return
     inbox = Inbox(wake=wake)  # what notifications carry (`heard`), taken by the learner as it looks for entries
     learner = LogLearner.load(config, Journal(storage), db, inbox)  # TensorFlow and the models: warm before the lease
     learner.standby_waits = lambda: learner_waiting(
         db, config.waiting_fresh_seconds
     )  # one database read every config.keep_every entries
     publisher = Publisher(storage, db, learner, background=True)
-    lease = Lease(config.database, config.db_connect_timeout)
+    lease = Lease(db)
 
     def heard(channel: str | None, payload: dict) -> None:
         # A server appended an entry (with the entry itself when it fits a notification), or the listener

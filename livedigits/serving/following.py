@@ -73,7 +73,11 @@ class Following:
 
     def poll_snapshot(self) -> None:
         """Fetch the published snapshot if its pointer changed (one small database read when it did not)."""
-        pointer = self.db.value(POINTER)
+        try:
+            pointer = self.db.value(POINTER)
+        except DatabaseError:
+            self._take_stored()  # no pointer to follow: serve the newest snapshot storage holds meanwhile
+            raise
         if not isinstance(pointer, dict):
             return
         self.saw_learner(pointer.get("checked_at"))
@@ -81,6 +85,14 @@ class Following:
         # serve here: do not fetch its 1 MB snapshot every poll.
         if pointer.get("originals") != self.originals or announced(pointer) <= self.snapshot.revision:
             return
+        self._take_stored(every=0.0)
+
+    def _take_stored(self, every: float | None = None) -> None:
+        """Take the snapshot in storage, if newer; without a database, at most every safety_net_seconds."""
+        every = self.config.safety_net_seconds if every is None else every
+        if time.monotonic() - self._stored_read_at < every:
+            return
+        self._stored_read_at = time.monotonic()
         try:
             self.take(Snapshot.from_bytes(self.journal.storage.get(SNAPSHOT_KEY), served_models))
         except KeyError:

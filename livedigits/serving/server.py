@@ -85,6 +85,7 @@ class Server(Following, Curating):
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._follower: threading.Thread | None = None
+        self._stored_read_at = float("-inf")  # the latest read of the stored snapshot without its pointer
         self._undo_key: bytes | None = None
 
     # --- reading ---
@@ -145,6 +146,7 @@ class Server(Following, Curating):
             "model_version": snapshot.version,
             **self.learning(),
             "degraded": snapshot.stats["degraded"],
+            "database": self.db.state(),
         }
 
     def recent_samples(self) -> list[dict]:

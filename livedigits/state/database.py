@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-from livedigits import threads
 from livedigits.config import Config, normalise_url
+from livedigits.state.connections import Busy, Connections
 from livedigits.state.schema import COLUMNS, DIFFERS, ROW, SCHEMA, Row, to_row
 from livedigits.state.transaction import Transaction
 
@@ -42,9 +42,6 @@ logger = logging.getLogger(__name__)
 
 LOG_CHANNEL = "digits_log"  # a server appended entry n (payload: JSON of the entry)
 SNAPSHOT_CHANNEL = "digits_snapshot"  # the learner published a snapshot, or says it is alive (payload: pointer)
-# Connections per process, shared by its threads: a gunicorn worker's 4 and, in the `all` role, the learner. With
-# one listening connection each, two web workers hold at most 12; the learner 5 (Config.learner_pool_size, its
-# listener and its lease) and a standby 2: 19 within the 20 of Heroku's Essential plans.
 
 
 class DatabaseError(RuntimeError):
@@ -52,10 +49,20 @@ class DatabaseError(RuntimeError):
 
 
 class Database:
-    """One pool of connections per process, shared by its threads. Every failure is a DatabaseError."""
+    """A process's connections, shared by its threads (on PostgreSQL at most `pool_size`, the first of which also
+    listens: state.connections). Every failure is a DatabaseError. Nothing connects until something is asked:
+    a database that is down at boot, or a formation over the plan's connections (`refused`), leaves the
+    process serving what needs no database, and it heals on the next question that gets an answer."""
 
     def __init__(
-        self, url: str, pool_size: int = Config.db_pool_size, connect_timeout: float = Config.db_connect_timeout
+        self,
+        url: str,
+        pool_size: int = Config.db_pool_size,
+        connect_timeout: float = Config.db_connect_timeout,
+        *,
+        name: str = "web",
+        idle_seconds: float = Config.db_idle_seconds,
+        refused: str | None = None,
     ):
         self.url = normalise_url(url)
         self.connect_timeout = connect_timeout
@@ -63,24 +70,47 @@ class Database:
         if scheme not in ("sqlite", "postgresql"):
             raise ValueError(f"DATABASE_URL: expected postgresql://, postgres:// or sqlite:///path, got {scheme}://")
         self.is_postgres = scheme == "postgresql"
+        self.refused = refused
         self._closed = False
-        self._listener: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._schema_lock = threading.Lock()
+        self._schema_ready = False
         if self.is_postgres:
-            from psycopg_pool import ConnectionPool
-
-            kwargs = {"connect_timeout": self.connect_timeout, "autocommit": True}
-            self._pool = ConnectionPool(self.url, min_size=1, max_size=pool_size, kwargs=kwargs, open=False, timeout=5)
-            self._pool.open(wait=False)
+            self._connections = Connections(self.url, pool_size, connect_timeout, idle_seconds, 5.0, name)
         else:
             self.path = Path(urlparse(self.url).path)
             self._local = threading.local()  # sqlite3 connections stay in their thread
         self._errors = self._driver_errors()
-        with self.transaction() as tx:
-            if self.is_postgres:  # two processes creating the schema at once would collide in pg_type
-                tx.execute("SELECT pg_advisory_xact_lock(20261201)")
-            for statement in SCHEMA:
-                tx.execute(statement)
+        try:
+            self._ensure_schema()
+        except DatabaseError as error:  # served without it until it answers (/healthz says so)
+            logger.error("the database is unavailable at boot: %s", error)
+
+    def _ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            with self._transaction() as tx:
+                if self.is_postgres:  # two processes creating the schema at once would collide in pg_type
+                    tx.execute("SELECT pg_advisory_xact_lock(20261201)")
+                for statement in SCHEMA:
+                    tx.execute(statement)
+            self._schema_ready = True
+
+    @property
+    def connections(self) -> Connections | None:
+        """PostgreSQL's connections of this process (the lease takes its lock on their primary); None on SQLite."""
+        return self._connections if self.is_postgres else None
+
+    def state(self) -> dict:
+        """For /healthz, from what the process last saw (no query): ok, unavailable (with why) or refused."""
+        if self.refused:
+            return {"state": "refused", "error": self.refused}
+        error = self._connections.error if self.is_postgres else None
+        if error is None and self._schema_ready:
+            return {"state": "ok"}
+        return {"state": "unavailable", "error": error or "not reached yet"}
 
     def __repr__(self) -> str:
         return "Database(PostgreSQL)" if self.is_postgres else f"Database(SQLite {self.path})"
@@ -89,9 +119,8 @@ class Database:
         if not self.is_postgres:
             return (sqlite3.Error,)
         import psycopg
-        import psycopg_pool
 
-        return (psycopg.Error, psycopg_pool.PoolTimeout)
+        return (psycopg.Error, Busy)
 
     def _sqlite(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -111,9 +140,17 @@ class Database:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """All or nothing: statements inside commit together, or none does (and DatabaseError is raised)."""
+        self._ensure_schema()
+        with self._transaction() as tx:
+            yield tx
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        if self.refused:
+            raise DatabaseError(self.refused)
         try:
             if self.is_postgres:
-                with self._pool.connection() as connection, connection.transaction():
+                with self._connections.connection() as connection, connection.transaction():
                     yield Transaction(connection.cursor(), "%s")
             else:
                 connection = self._sqlite()
@@ -229,41 +266,18 @@ class Database:
     def listen(self, channels: tuple[str, ...], on_message: Callable[[str | None, dict], None]) -> bool:
         """Call `on_message(channel, payload)` from a background thread for every notification on `channels`
         (and `on_message(None, {})` after each (re)connection: something may have been missed meanwhile).
-        False on SQLite, where nothing is notified: the caller polls instead."""
-        if not self.is_postgres:
+        False on SQLite, where nothing is notified, or refused: the caller polls instead."""
+        if not self.is_postgres or self.refused:
             return False
-        self._listener = threads.start("database-listener", self._listen, channels, on_message)
+        self._connections.listen(channels, on_message)
         return True
-
-    def _listen(self, channels: tuple[str, ...], on_message: Callable[[str | None, dict], None]) -> None:
-        import psycopg
-
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout) as connection:
-                    for channel in channels:
-                        connection.execute(f"LISTEN {channel}")
-                    on_message(None, {})
-                    while not self._stop.is_set():
-                        for note in connection.notifies(timeout=1.0):
-                            try:
-                                payload = json.loads(note.payload)
-                            except ValueError:
-                                continue
-                            on_message(note.channel, payload if isinstance(payload, dict) else {})
-            except psycopg.Error as error:
-                logger.warning("database notifications interrupted: %s", error)
-                self._stop.wait(1.0)
 
     def close(self) -> None:
         """Idempotent: the `all` role's server and learner share one."""
         if self._closed:
             return
         self._closed = True
-        self._stop.set()
-        if self._listener is not None:
-            self._listener.join()
         if self.is_postgres:
-            self._pool.close()
+            self._connections.close()
         elif getattr(self._local, "connection", None) is not None:
             self._local.connection.close()

@@ -8,6 +8,7 @@ import logging
 from flask import Flask
 
 from livedigits.config import ROOT, Config
+from livedigits.formation import postgres_refusal
 from livedigits.serving.server import Server
 from livedigits.state.database import Database
 from livedigits.state.inbox import Inbox
@@ -19,6 +20,8 @@ from livedigits.web.errors import install_error_handlers
 from livedigits.web.legacy import legacy
 from livedigits.web.pages import pages
 from livedigits.web.security import install_security
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -43,9 +46,13 @@ def open_service(config: Config) -> tuple[Server, object | None]:
     if config.role == "learn":
         raise ValueError("ROLE=learn is the learner process: run `python -m livedigits.learning.worker`")
     journal = Journal(open_store(config))
-    db = Database(
-        config.database, config.db_pool_size, config.db_connect_timeout
-    )  # one pool per process, shared by its threads (and its learner)
+    refused = postgres_refusal(config)
+    if refused:
+        logger.error(refused)
+    # One set of connections per process, shared by its threads (and, in the `all` role, its learner).
+    size = config.db_pool_size if config.role == "serve" else config.learner_pool_size
+    db = Database(config.database, size, config.db_connect_timeout, name=f"web-{config.role}",
+                  idle_seconds=config.db_idle_seconds, refused=refused)  # fmt: skip
     if config.role == "serve":
         server = Server(config, journal, db)
         server.follow_storage()

@@ -18,17 +18,23 @@ a ping succeeds, which Flask-Limiter tries on a request at most 1, 2, 4 ... 32 s
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, Response, current_app, request
 from flask_cors import CORS
 from flask_limiter import Limit, Limiter
 from flask_limiter.util import get_remote_address
+from redis import BlockingConnectionPool
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from livedigits.config import Config
+from livedigits.formation import redis_refusal
 from livedigits.web.legacy import LEGACY_ROUTES
 from livedigits.web.limits import kind_of
+
+logger = logging.getLogger(__name__)
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -66,7 +72,11 @@ def install_security(app: Flask, config: Config) -> None:
     if config.trusted_proxies:
         hops = config.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
-    install_rate_limits(app, config.request_limits, config.rate_limit_storage)
+    storage = config.rate_limit_storage
+    if (refused := redis_refusal(config)) is not None:
+        logger.error(refused)
+        storage = "memory://"
+    install_rate_limits(app, config.request_limits, storage, config.redis_pool_size)
     origins = [origin.strip() for origin in config.cors_origins.split(",") if origin.strip()]
     CORS(
         app,
@@ -87,9 +97,12 @@ def route_kind() -> str | None:
     return kind_of(current_app.view_functions.get(request.endpoint))
 
 
-def install_rate_limits(app: Flask, limits: dict[str, str], storage_uri: str) -> Limiter | None:
+def install_rate_limits(
+    app: Flask, limits: dict[str, str], storage_uri: str, redis_connections: int = Config.redis_pool_size
+) -> Limiter | None:
     """One shared budget per kind of route and client address, counted in `storage_uri` (memory:// or a
-    Redis URL); none at all when `limits` is empty."""
+    Redis URL) over at most `redis_connections` connections (a thread waits its turn for one); none at all
+    when `limits` is empty."""
     if not limits:
         return None
     budgets = [
@@ -107,7 +120,7 @@ def install_rate_limits(app: Flask, limits: dict[str, str], storage_uri: str) ->
         app=app,
         default_limits=budgets,
         storage_uri=storage_uri,
-        storage_options=REDIS_OPTIONS if storage_uri.startswith("redis") else {},
+        storage_options=redis_pool(storage_uri, redis_connections) if storage_uri.startswith("redis") else {},
         # Redis down: count in this process's memory rather than refuse or stop limiting. swallow_errors
         # covers a request already waiting on Redis when another thread switched to memory.
         in_memory_fallback_enabled=True,
@@ -116,6 +129,14 @@ def install_rate_limits(app: Flask, limits: dict[str, str], storage_uri: str) ->
         headers_enabled=True,
         key_prefix="digits",
     )
+
+
+def redis_pool(url: str, size: int) -> dict:
+    """A bounded pool: redis-py's default opens a connection per concurrent thread, without end. A thread that
+    finds every connection busy for socket_timeout gets the limiter's memory fallback for that request."""
+    pool = BlockingConnectionPool.from_url(url, max_connections=size, timeout=REDIS_OPTIONS["socket_timeout"],
+                                           **REDIS_OPTIONS)  # fmt: skip
+    return {"connection_pool": pool}
 
 
 def add_security_headers(response: Response) -> Response:

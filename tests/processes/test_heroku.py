@@ -22,6 +22,7 @@ from server import Server, request
 
 from bench.slug import copy_app
 from livedigits.config import Config, cpu_share
+from livedigits.state.database import Database
 from livedigits.state.lease import Lease
 
 HEROKU_SCHEMA = ROOT / "tests" / "node_modules" / "@heroku" / "mcp-server" / "dist" / "utils" / "app-json.schema.json"
@@ -34,8 +35,9 @@ DRAWINGS = [
 ]
 HOLD_LEASE = """
 import sys, time
+from livedigits.state.database import Database
 from livedigits.state.lease import Lease
-lease = Lease(sys.argv[1])
+lease = Lease(Database(sys.argv[1], name="learner"))
 assert lease.try_acquire()
 print("held", flush=True)
 time.sleep(600)
@@ -108,7 +110,7 @@ def test_threads_are_the_dynos_share():
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 def test_one_lease_holder_and_a_dead_holders_lease_is_free_at_once(backend, tmp_path):
     url = Config(storage_url=str(tmp_path / "store")).database
-    first, second = Lease(url), Lease(url)
+    first, second = Lease(Database(url, name="learner")), Lease(Database(url, name="learner"))
     assert first.try_acquire() and first.still_held()
     assert not second.try_acquire() and not second.held
     first.release()
