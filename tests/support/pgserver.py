@@ -98,6 +98,16 @@ class PostgresServer:
         return self.url.rsplit("/", 1)[0] + "/" + urllib.parse.quote(name)
 
 
+    def create_app_role(self, name: str, connection_limit: int) -> str:
+        """A login role that is not a superuser, allowed `connection_limit` connections as a Heroku plan's,
+        owning a database of its name; the URL connects as it (the superuser's `url` stays free to watch)."""
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            role = sql.Identifier(name)
+            connection.execute(sql.SQL("CREATE ROLE {} LOGIN CONNECTION LIMIT {}").format(role, connection_limit))
+            connection.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(role, role))
+        return f"postgresql://{name}@127.0.0.1:{self.port}/{name}"
+
+
 def user_exists(name: str) -> bool:
     with contextlib.suppress(KeyError):
         return bool(pwd.getpwnam(name))

@@ -25,13 +25,14 @@ class RedisServer:
     """`redis-server` on 127.0.0.1. With `tls`, it speaks only TLS with a self-signed certificate for
     127.0.0.1, as Heroku's Key-Value Store does for its `rediss://` URLs; `ca_file` is that certificate."""
 
-    def __init__(self, directory: Path, tls: bool = False):
+    def __init__(self, directory: Path, tls: bool = False, maxclients: int | None = None):
         if not REDIS_SERVER.exists():
             pytest.fail(f"{REDIS_SERVER} is missing: `bash scripts/test.sh` installs Debian's redis-server")
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.tls = tls
+        self.maxclients = maxclients  # as a Key-Value Store plan's limit (mini: 20)
         self.ca_file = directory / "cert.pem"
         if tls:
             write_self_signed_certificate(self.ca_file, directory / "key.pem")
@@ -45,6 +46,8 @@ class RedisServer:
             listen = ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
             listen += ["--tls-cert-file", str(self.ca_file), "--tls-key-file", str(self.directory / "key.pem")]
         no_persistence = ["--save", "", "--appendonly", "no", "--dir", str(self.directory)]
+        if self.maxclients is not None:
+            no_persistence += ["--maxclients", str(self.maxclients)]
         self.process = subprocess.Popen(
             [str(REDIS_SERVER), *listen, "--bind", "127.0.0.1", *no_persistence, "--daemonize", "no"],
             stdout=subprocess.DEVNULL,
