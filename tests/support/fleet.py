@@ -179,7 +179,9 @@ class Traffic:
             image, label = DRAWINGS[n % len(DRAWINGS)]
             address = f"198.19.{index}.{n % 250 + 1}"
             web = self.formation.route()
-            path, body = ("/api/train", {"image": image, "label": label}) if n % 2 else ("/api/predict", {"image": image})
+            path, body = "/api/predict", {"image": image}
+            if n % 2:
+                path, body = "/api/train", {"image": image, "label": label}
             try:
                 status, answer = request(f"{web.url}{path}", body, timeout=60, headers={"X-Forwarded-For": address})
             except Exception as error:  # a refused connection: the router sent to a dyno that was gone
