@@ -97,7 +97,6 @@ class PostgresServer:
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url.rsplit("/", 1)[0] + "/" + urllib.parse.quote(name)
 
-
     def create_app_role(self, name: str, connection_limit: int) -> str:
         """A login role that is not a superuser, allowed `connection_limit` connections as a Heroku plan's,
         owning a database of its name; the URL connects as it (the superuser's `url` stays free to watch)."""
