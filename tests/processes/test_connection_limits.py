@@ -34,6 +34,8 @@ def test_three_dynos_a_learner_and_a_standby_restart_within_twenty_connections(p
             health = request(f"{formation.webs[0].url}/healthz")[1]
         finally:
             formation.close()
+    print(f"\npeaks: PostgreSQL {watcher.peak_postgres} {watcher.peak_by_process}, Redis {watcher.peak_redis}; "
+          f"answers {traffic.statuses}, labels {len(traffic.learned)}")  # fmt: skip
     assert traffic.errors == []
     assert traffic.statuses.get(200, 0) > 50 and set(traffic.statuses) <= {200, 202}, traffic.statuses
     assert {number: rows[number] for number in traffic.learned} == traffic.learned  # each with its own label
