@@ -10,7 +10,7 @@ roles and checks that the threads of ours running are exactly these):
 
 Pools run one job after another beside the thread that submits them; a pool's threads are named `<name>_<i>` and
 start with its first job (dataset-reads only for an export or a migration, and only while it runs). Libraries
-run threads of their own (psycopg_pool's workers, the rate limiter's timers): not listed here.
+run threads of their own (the rate limiter's timers): not listed here.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 THREADS = {
     "learner": "the `all` role's learner: follows the log, learns, publishes (learning.in_process)",
     "snapshot-follower": "takes the learner's newest snapshot from storage when told or polled (serving.following)",
-    "database-listener": "hears PostgreSQL's notifications of new entries and snapshots (state.database)",
+    "database-listener": "hears PostgreSQL's notifications of entries and snapshots, on the primary (state.connections)",
     "publisher": "writes a `learn` process's snapshots to storage while it goes on learning (learning.publisher)",
 }
 POOLS = {

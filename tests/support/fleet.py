@@ -19,7 +19,7 @@ import psycopg
 from drawings import stroke_canvas, to_data_url
 from pgserver import PostgresServer
 from redisserver import RedisServer
-from server import Server, request
+from server import Server, request, wait_for_learner
 
 DRAWINGS = [
     (to_data_url(stroke_canvas([(140, 40), (140, 240)])), 1),
@@ -117,7 +117,9 @@ class Formation:
         self.workers = [self._worker(i) for i in range(workers)]
         self.webs = [Server(self.env) for i in range(web_dynos)]
         for web in self.webs:
-            web.wait_healthy()
+            health = web.wait_healthy()
+        if health["database"]["state"] != "refused":
+            wait_for_learner(self.webs[0].url)
         self.routable = list(self.webs)  # what the router sends requests to
         self._lock = threading.Lock()
 
