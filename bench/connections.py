@@ -39,7 +39,8 @@ PLANS = {"essential-0 + mini": (20, 20), "standard-0 + premium-0": (120, 40)}
 
 def formations(seconds: float) -> None:
     print("| plans (PG, Redis) | web dynos x workers | counted: PG / Redis at a restart | fits | measured peak PG "
-          "(per serve worker, per learner) | measured peak Redis | 5xx (refused: the trains' 503) | refused by the servers |")  # fmt: skip
+          "(per serve worker, per learner) | measured peak Redis | 5xx (refused: the trains' 503) | "
+          "refused by the servers |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     for plan, (pg_limit, redis_limit) in PLANS.items():
         for webs in (1, 3, 6):

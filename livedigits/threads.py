@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 THREADS = {
     "learner": "the `all` role's learner: follows the log, learns, publishes (learning.in_process)",
     "snapshot-follower": "takes the learner's newest snapshot from storage when told or polled (serving.following)",
-    "database-listener": "hears PostgreSQL's notifications of entries and snapshots, on the primary (state.connections)",
+    "database-listener": "hears PostgreSQL's notices of entries and snapshots, on the primary (state.connections)",
     "publisher": "writes a `learn` process's snapshots to storage while it goes on learning (learning.publisher)",
 }
 POOLS = {
