@@ -50,6 +50,7 @@ class _Slot:
         self.busy = False
         self.used_at = 0.0
         self.generation = 0  # counts (re)connections: a session lock lives only as long as its connection
+        self.listening = False  # the connection has LISTENed (the listener's next turn does it on a new one)
 
 
 class Connections:
@@ -149,11 +150,6 @@ class Connections:
             raise
         try:
             connection.execute(SERVER_KEEPALIVES)  # the server's side: it must notice a vanished lease holder
-            if slot.index == 0 and self._channels:
-                connection.add_notify_handler(self._heard.put)  # those that arrive during a query
-                for channel in self._channels:
-                    connection.execute(f"LISTEN {channel}")
-                self._heard.put(RECONNECTED)
         except BaseException:
             connection.close()
             raise
@@ -175,6 +171,7 @@ class Connections:
             self._drop(slot)
 
     def _drop(self, slot: _Slot) -> None:
+        slot.listening = False
         if slot.connection is not None:
             with contextlib.suppress(Exception):  # already broken: closed either way
                 slot.connection.close()
@@ -231,15 +228,18 @@ class Connections:
         """Call `on_message(channel, payload)` from the listener thread for every notification on `channels`, and
         `on_message(None, {})` after each (re)connection."""
         self._channels = channels
-        with self._free:  # an open primary listens from now on: reopen it with its LISTENs
-            if not self._slots[0].busy:
-                self._drop(self._slots[0])
         self._listener = threads.start("database-listener", self._listen, on_message)
 
     def _listen(self, on_message: Callable[[str | None, dict], None]) -> None:
         while not self._stop.is_set():
             try:
                 with self.connection(primary=True) as connection:
+                    if not self._slots[0].listening:  # a new primary (or the first): subscribe it
+                        connection.add_notify_handler(self._heard.put)  # those that arrive during a query
+                        for channel in self._channels:
+                            connection.execute(f"LISTEN {channel}")
+                        self._slots[0].listening = True
+                        self._heard.put(RECONNECTED)
                     connection.pgconn.consume_input()  # raises on a connection that broke while idle
                     while (note := connection.pgconn.notifies()) is not None:
                         self._heard.put(note)

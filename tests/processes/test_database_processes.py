@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 from labelled import ADMIN, LABELS, make_app, train_all
-from server import Server, request
+from server import Server, request, wait_for_learner
 
 from livedigits.config import Config
 from livedigits.state.database import Database
@@ -26,7 +26,7 @@ def test_servers_and_the_learner_are_told_not_polled(tmp_path, backend):
     web = Server({**env, "ROLE": "serve", "TRAIN_WAIT": "10"})
     try:
         web.wait_healthy()
-        time.sleep(2)  # the learner's first snapshot
+        wait_for_learner(web.url)  # its first snapshot: loading TensorFlow takes seconds on a busy machine
         took = []
         for image, label in LABELS[:3]:
             started = time.monotonic()
