@@ -15,11 +15,10 @@ from livedigits.state.database import Database
 from main import close_service
 
 
-def test_servers_and_the_learner_are_told_not_polled(tmp_path, backend):
+@pytest.mark.postgres_only  # SQLite has no notifications: processes on one machine poll local files
+def test_servers_and_the_learner_are_told_not_polled(tmp_path):
     """With PostgreSQL, a train on a serve process is learned and answered in well under the 30 s that the
     learner's and the server's polls are set to: the entry and the snapshot are announced by NOTIFY."""
-    if backend != "postgres":
-        pytest.skip("SQLite has no notifications: processes on one machine poll local files")
     store = str(tmp_path / "store")
     env = {"STORAGE_URL": store, "LEARN_INTERVAL": "30", "SYNC_INTERVAL": "30", "RATE_LIMITS": "off"}
     learner = Server(env, kind="worker")
