@@ -73,9 +73,9 @@ def test_train_stores_one_drawing_bumps_version_and_changes_retrained(client, st
     assert response.status_code == 200
     result = response.get_json()
     assert result["model_version"] == before["model_version"] + 1
-    assert result["sample_id"]
     log, drawings = stored(store)
     assert len(log) == 1 and len(drawings) == 1
+    assert result["sample_id"] == log[0].stem == "0000000001"  # the entry it acknowledged
     entry = json.loads(log[0].read_text())
     assert entry["label"] == 7 and entry["kind"] == "train" and entry["strokes"] == strokes
     assert Image.open(drawings[0]).format == "PNG"
@@ -150,9 +150,9 @@ def test_wrong_content_type_huge_body_and_unknown_route(client, store):
     assert response.status_code == 400 and payload_error(response) == "invalid_json"
     huge = "A" * (3 * 1024 * 1024)
     response = client.post("/api/train", json={"image": huge, "label": 1})
-    assert response.status_code == 413 and payload_error(response)
+    assert response.status_code == 413 and payload_error(response) == "request_entity_too_large"
     response = client.post("/hook3", data={"imageBase64": huge, "digit": "1"})
-    assert response.status_code == 413 and payload_error(response)
+    assert response.status_code == 413 and payload_error(response) == "request_entity_too_large"
     assert client.get("/api/nothing").status_code == 404
     assert client.get("/api/train").status_code == 405
     assert stored(store) == ([], [])

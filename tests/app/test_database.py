@@ -60,11 +60,11 @@ def test_the_review_queue_is_every_row_sorted_filtered_and_paged(store):
     assert body["sources"] == ["api/train", "hook"] and body["samples"][0]["disagreeing"] >= 2
 
 
-def test_a_database_outage_refuses_trains_keeps_predicting_and_heals(tmp_path, backend):
+# SQLite is a file in this process: it has no outage of its own (full disks: test_reliability).
+@pytest.mark.postgres_only
+def test_a_database_outage_refuses_trains_keeps_predicting_and_heals(tmp_path):
     """PostgreSQL stopped under a running app: trains 503 with nothing stored, predictions and the last figures
     answer, the review queue is a 503; started again, the same app trains again without a restart."""
-    if backend != "postgres":
-        pytest.skip("SQLite is a file in this process: it has no outage of its own (full disks: test_reliability)")
     from pgserver import PostgresServer
 
     postgres = PostgresServer(tmp_path / "pg")
@@ -258,11 +258,10 @@ def test_a_full_history_is_thinned_in_the_database_as_in_memory(store, monkeypat
     assert learner.db.history() == learner.figures.history
 
 
-def test_a_train_announces_its_digit_and_the_learner_reads_nothing_back(tmp_path, backend):
+@pytest.mark.postgres_only  # SQLite has no notifications
+def test_a_train_announces_its_digit_and_the_learner_reads_nothing_back(tmp_path):
     """With PostgreSQL, a serve process's train notification carries the entry and the drawing's digit: the learner
     learns it without reading or decoding the drawing, and lands where a replay of the stored drawing lands."""
-    if backend != "postgres":
-        pytest.skip("SQLite has no notifications")
     store = tmp_path / "store"
     app = make_app(store, role="serve", train_wait=0.0)
     service = app.extensions["digits"]

@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import threading
 import time
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import ROOT, create_app, wait_for_version
 from drawings import stroke_canvas, to_data_url
+from exported import exported_probabilities, keras_weights, run_fresh, unzip
 
 from functions import decode_digit, quantise
 from livedigits.config import Config
-from livedigits.exports import models as model_export
 from livedigits.offline.canvas import canvas_of
 from livedigits.offline.canvas import to_data_url as canvas_url
 from livedigits.pipeline.drawings import prepare
@@ -34,24 +31,6 @@ TRAINS = [
     (to_data_url(stroke_canvas([(70, 60), (200, 60), (70, 230), (210, 230)])), 2),
     (to_data_url(stroke_canvas([(140, 40), (140, 240)])), 4),
 ]
-NUMPY_ONLY = """
-import json, sys
-import numpy as np
-fnn, digits = np.load("fnn.npz"), np.load(sys.argv[1])
-hidden = np.maximum(digits.reshape(len(digits), 784) @ fnn["W1"] + fnn["b1"], 0)
-logits = hidden @ fnn["W2"] + fnn["b2"]
-probabilities = np.exp(logits - logits.max(1, keepdims=True))
-probabilities /= probabilities.sum(1, keepdims=True)
-assert not {"tensorflow", "keras"} & set(sys.modules), "numpy alone"
-print(json.dumps(probabilities.tolist()))
-"""
-WITH_KERAS = """
-import json, sys
-import numpy as np
-import keras
-model = keras.saving.load_model("cnn.keras")
-print(json.dumps(model.predict(np.load(sys.argv[1]), verbose=0).tolist()))
-"""
 
 
 @pytest.fixture
@@ -76,21 +55,6 @@ def measured_at(client, version: int, timeout: float = 30) -> dict:
         assert time.monotonic() < deadline, "the held-out slice was not scored"
         time.sleep(0.05)
     return stats
-
-
-def unzip(data: bytes, folder: Path) -> Path:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        archive.extractall(folder)
-    return folder
-
-
-def run_fresh(code: str, folder: Path, *args: str) -> str:
-    """`code` in a new interpreter in `folder`, not on the project's path: as someone who downloaded the zip."""
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=folder, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
 
 
 def held_out_drawings(n: int = 20) -> list[str]:
@@ -127,11 +91,7 @@ def test_the_export_runs_in_fresh_interpreters_as_predict_answers(app, tmp_path)
 
     # Held-out drawings through /api/predict and through the exported files agree to 1e-5.
     drawings = held_out_drawings()
-    np.save(folder / "digits.npy", np.stack([decode_digit(d) for d in drawings]))
-    exported = {
-        "fnn": np.array(json.loads(run_fresh(NUMPY_ONLY, folder, "digits.npy"))),
-        "cnn": np.array(json.loads(run_fresh(WITH_KERAS, folder, "digits.npy"))),
-    }
+    exported = exported_probabilities(folder, np.stack([decode_digit(d) for d in drawings]))
     for i, drawing in enumerate(drawings):
         answer = client.post("/api/predict", json={"image": drawing}).get_json()
         assert answer["model_version"] == version
@@ -151,7 +111,7 @@ def test_the_published_held_out_figure_is_what_the_export_scores(app):
     stats = measured_at(client, version)
     with zipfile.ZipFile(io.BytesIO(client.get("/api/models/export", headers=AUTH).data)) as archive:
         fnn = np.load(io.BytesIO(archive.read("fnn.npz")))
-        cnn = model_export_weights(archive.read("cnn.keras"))
+        cnn = keras_weights(archive.read("cnn.keras"))
     sliced = heldout.load(ROOT / "models")
     from livedigits.models.numpy_cnn import NumpyCNN
     from two_layer_net import FNN
@@ -161,20 +121,6 @@ def test_the_published_held_out_figure_is_what_the_export_scores(app):
     assert ours == {m: stats["accuracy"][m]["retrained"]["t10k"] for m in ("fnn", "cnn")}
     versions = [p["model_version"] for p in stats["heldout"]["history"]]  # the forgetting curve
     assert versions[0] == 0 and versions[-1] == version and versions == sorted(set(versions))
-
-
-def model_export_weights(keras_bytes: bytes) -> list[np.ndarray]:
-    """The CNN weights inside an exported .keras file, read with h5py (no Keras), in the model's layer order."""
-    import h5py
-
-    with zipfile.ZipFile(io.BytesIO(keras_bytes)) as keras_zip:
-        config = json.loads(keras_zip.read("config.json"))
-        with h5py.File(io.BytesIO(keras_zip.read("model.weights.h5")), "r") as h5:
-            return [
-                h5[f"layers/{layer['config']['name']}/vars/{i}"][()]
-                for layer in config["config"]["layers"]
-                for i in range(model_export.WEIGHTED.get(layer["class_name"], 0))
-            ]
 
 
 def test_the_export_needs_the_admin_token(app, store):
@@ -211,7 +157,7 @@ def test_an_export_taken_during_learning_holds_one_version(app, monkeypatch):
         with zipfile.ZipFile(io.BytesIO(client.get("/api/models/export", headers=AUTH).data)) as archive:
             version = json.loads(archive.read("manifest.json"))["model_version"]
             fnn = np.load(io.BytesIO(archive.read("fnn.npz")))
-            cnn = model_export_weights(archive.read("cnn.keras"))
+            cnn = keras_weights(archive.read("cnn.keras"))
             assert f"at version {version}," in archive.read("README.txt").decode()
         versions.add(version)
         if version == 0:

@@ -11,7 +11,7 @@ from test_browser import SEVEN, device, page  # noqa: F401 (test_browser's fixtu
 from livedigits.config import Config
 
 TOKEN = "page-token"
-pytestmark = needs_chromium  # skipped where Debian's chromium is not installed
+pytestmark = needs_chromium
 
 
 @pytest.fixture

@@ -27,29 +27,44 @@ ONE = to_data_url(stroke_canvas([(140, 40), (140, 240)]))
 SEVEN = to_data_url(stroke_canvas([(60, 50), (220, 50), (120, 240)]))
 
 # Every route a serve process answers, through Flask's test client, in a fresh interpreter; then which
-# modules it loaded. No learner runs, so the train is stored and answered as pending.
+# modules it loaded, and which routes were requested (every one of the URL map). No learner runs, so the train is
+# stored and answered as pending.
 SERVE_EVERYTHING = """
 import json, sys
 sys.path.insert(0, {root!r})
+from flask import request
 from livedigits.config import Config
 from main import create_app
 app = create_app(Config(storage_url={store!r}, role="serve", train_wait=0.2, admin_token="t"))
+requested = set()
+app.before_request(lambda: requested.add((request.method, request.url_rule.rule)) if request.url_rule else None)
 client = app.test_client()
 one = {one!r}
+admin = {{"Authorization": "Bearer t"}}
 statuses = {{}}
-for path in ("/", "/models", "/about", "/internals", "/healthz", "/api/stats", "/api/samples/recent"):
+for path in ("/", "/models", "/about", "/internals", "/review", "/healthz", "/api/stats", "/api/samples/recent",
+             "/static/style.css"):
     statuses[path] = client.get(path).status_code
 statuses["predict"] = client.post("/api/predict", json={{"image": one}}).status_code
 statuses["internals"] = client.post("/api/internals", json={{"image": one}}).status_code
-statuses["train"] = client.post("/api/train", json={{"image": one, "label": 1}}).status_code
+trained = client.post("/api/train", json={{"image": one, "label": 1}})
+statuses["train"] = trained.status_code
+statuses["drawing"] = client.get("/api/samples/1.png").status_code
+statuses["undo"] = client.post("/api/undo", json={{"undo_token": trained.get_json()["undo_token"]}}).status_code
 statuses["hook"] = client.post("/hook", data={{"imageBase64": one, "digit": "1"}}).status_code
 statuses["hook2"] = client.post("/hook2", data={{"imageBase64": one}}).status_code
 statuses["hook3"] = client.post("/hook3", data={{"imageBase64": one, "digit": "1"}}).status_code
 statuses["estimate"] = client.post("/estimate", json={{"input": [0] * 300 + [255] * 20 + [0] * 464}}).status_code
-statuses["reset"] = client.post("/api/admin/reset", headers={{"Authorization": "Bearer t"}}).status_code
-statuses["export"] = client.get("/api/samples/export", headers={{"Authorization": "Bearer t"}}).status_code
+statuses["review"] = client.get("/api/review", headers=admin).status_code
+statuses["exclude"] = client.post("/api/admin/exclude", json={{"sample_ids": [3]}}, headers=admin).status_code
+statuses["restore"] = client.post("/api/admin/restore", json={{"sample_ids": [3]}}, headers=admin).status_code
+statuses["rollback"] = client.post("/api/admin/rollback", json={{"model_version": 0}}, headers=admin).status_code
+statuses["reset"] = client.post("/api/admin/reset", headers=admin).status_code
+statuses["export"] = client.get("/api/samples/export", headers=admin).status_code
+statuses["models"] = client.get("/api/models/export", headers=admin).status_code
+routes = {{(method, rule.rule) for rule in app.url_map.iter_rules() for method in rule.methods - {{"HEAD", "OPTIONS"}}}}
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "conv_net", "learner"))
-print(json.dumps({{"statuses": statuses, "loaded": loaded}}))
+print(json.dumps({{"statuses": statuses, "loaded": loaded, "unrequested": sorted(routes - requested)}}))
 """
 
 
@@ -58,6 +73,7 @@ def test_serve_role_never_imports_tensorflow(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["unrequested"] == [], "add each new route to SERVE_EVERYTHING"
     assert report["loaded"] == []
     statuses = report["statuses"]
     assert statuses.pop("train") == statuses.pop("hook3") == 202  # stored; no learner, so learning is pending

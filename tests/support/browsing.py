@@ -36,7 +36,8 @@ DEVICES = {
     "mobile": {"viewport": {"width": 375, "height": 667}, **PHONE},
 }
 
-needs_chromium = pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium is not installed")
+# Under CI the skip fails (tests/support/ci.py): scripts/test.sh installs Chromium.
+needs_chromium = pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"no {CHROMIUM}: scripts/test.sh installs it")
 
 
 def npm_file(relative: str) -> Path:

@@ -29,14 +29,18 @@ def test_put_get_list(tmp_path):
 
 def test_concurrent_creates_have_one_winner(tmp_path):
     store = LocalStorage(tmp_path)
-    wins = []
-    threads = [threading.Thread(target=lambda i=i: wins.append(store.create("k", str(i).encode()))) for i in range(16)]
+    wins: dict[int, bool] = {}
+
+    def write(i: int) -> None:
+        wins[i] = store.create("k", str(i).encode())
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(16)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert wins.count(True) == 1
-    assert store.get("k").decode().isdigit()
+    (winner,) = [i for i, won in wins.items() if won]
+    assert len(wins) == 16 and store.get("k") == str(winner).encode()  # the winner's bytes: no loser overwrote them
 
 
 def test_unwritable_store_raises_storage_error(tmp_path):
