@@ -56,12 +56,9 @@ def postgres_refusal(config: Config) -> str | None:
     """Why this formation cannot hold its PostgreSQL connections (the log line, /healthz), or None when it fits."""
     if not config.database.startswith(("postgres://", "postgresql://")):
         return None  # SQLite: one machine, no connection limit
-    formation = Formation.of(config)
-    if formation.postgres() <= config.pg_connection_limit:
-        return None
-    return (f"formation over its database plan: {formation.describe()} needs {formation.postgres()} PostgreSQL "
-            f"connections, PG_CONNECTION_LIMIT is {config.pg_connection_limit}; this process holds none. Scale down, "
-            "or upgrade the plan and set PG_CONNECTION_LIMIT (README, Scaling)")  # fmt: skip
+    needed = Formation.of(config).postgres()
+    return _over(config, "database", needed, "PostgreSQL", "PG_CONNECTION_LIMIT", config.pg_connection_limit,
+                 "this process holds none")  # fmt: skip
 
 
 def redis_refusal(config: Config) -> str | None:
@@ -69,9 +66,14 @@ def redis_refusal(config: Config) -> str | None:
     process's memory (as with memory://), which keeps every limit per process."""
     if not config.rate_limit_storage.startswith("redis"):
         return None
-    formation = Formation.of(config)
-    if formation.redis() <= config.redis_connection_limit:
+    needed = Formation.of(config).redis()
+    return _over(config, "Redis", needed, "Redis", "REDIS_CONNECTION_LIMIT", config.redis_connection_limit,
+                 "rate limits count per process instead")  # fmt: skip
+
+
+def _over(config: Config, plan: str, needed: int, server: str, variable: str, limit: int, so: str) -> str | None:
+    if needed <= limit:
         return None
-    return (f"formation over its Redis plan: {formation.describe()} needs {formation.redis()} Redis connections, "
-            f"REDIS_CONNECTION_LIMIT is {config.redis_connection_limit}; rate limits count per process instead. "
-            "Scale down, or upgrade the plan and set REDIS_CONNECTION_LIMIT (README, Scaling)")  # fmt: skip
+    return (f"formation over its {plan} plan: {Formation.of(config).describe()} needs {needed} {server} connections, "
+            f"{variable} is {limit}; {so}. Scale down, or upgrade the plan and set {variable} "
+            "(README, Scaling)")  # fmt: skip
