@@ -8,8 +8,9 @@ standard-0 + premium-0: 120 and 40). For each: what livedigits.formation counts 
 and what the servers report (pg_stat_activity, CLIENT LIST) while labels and predictions flow: per process
 and in total, the peak. A formation over a plan refuses: its processes hold no connection and say why.
 
-Latency: four threads of one process asking the database (the pointer a server follows, a review page) through
-one shared connection, through five (the pool before issue 33), and through a new connection each time.
+Latency: four threads of one process asking the database (the pointer a server follows, a review page), at 50
+questions a second each and back to back, through one shared connection, through five (the pool before issue 33),
+and through a new connection each time.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from server import request  # noqa: E402
 
 from livedigits import formation as counting  # noqa: E402
 from livedigits.config import Config  # noqa: E402
-from livedigits.state.database import Database  # noqa: E402
+from livedigits.state.database import Database, DatabaseError  # noqa: E402
 
 PLANS = {"essential-0 + mini": (20, 20), "standard-0 + premium-0": (120, 40)}
 
@@ -76,33 +77,42 @@ def latency(seconds: float) -> None:
         postgres = PostgresServer(Path(folder) / "pg")
         url = postgres.create_database("bench")
         try:
-            print("\n| connections of the process | p50 ms | p99 ms | questions/s (4 threads) |")
-            print("|---|---|---|---|")
+            print("\n| connections of the process | load (4 threads) | p50 ms | p99 ms | questions/s | busy errors |")
+            print("|---|---|---|---|---|---|")
             for label, size, idle in (("1 shared (now)", 1, 30.0), ("5 pooled (before)", 5, 30.0),
                                       ("a new one each time", 1, -1.0)):  # fmt: skip
-                db = Database(url, size, idle_seconds=idle)
-                times, stop = [], threading.Event()
-
-                def ask(db=db, times=times, stop=stop) -> None:
-                    while not stop.is_set():
-                        began = time.perf_counter()
-                        db.value("pointer")
-                        db.review(None, None, False, 0, 20)
-                        times.append(time.perf_counter() - began)
-
-                threads = [threading.Thread(target=ask) for _ in range(4)]
-                for thread in threads:
-                    thread.start()
-                time.sleep(seconds)
-                stop.set()
-                for thread in threads:
-                    thread.join()
-                db.close()
-                ms = np.array(times) * 1000
-                print(f"| {label} | {np.percentile(ms, 50):.2f} | {np.percentile(ms, 99):.2f} | "
-                      f"{len(ms) / seconds:.0f} |", flush=True)  # fmt: skip
+                for load, pause in (("50/s each", 0.02), ("back to back", 0.0)):
+                    print(f"| {label} | {load} | " + ask_for(url, size, idle, seconds, pause) + " |", flush=True)
         finally:
             postgres.kill()
+
+
+def ask_for(url: str, size: int, idle: float, seconds: float, pause: float) -> str:
+    """Four threads asking what a server asks (the pointer, then a review page), each `pause` s apart."""
+    db = Database(url, size, idle_seconds=idle)
+    times, errors, stop = [], [], threading.Event()
+
+    def ask() -> None:
+        while not stop.is_set():
+            began = time.perf_counter()
+            try:
+                db.value("pointer")
+                db.review(None, None, False, 0, 20)
+                times.append(time.perf_counter() - began)
+            except DatabaseError as error:
+                errors.append(error)
+            stop.wait(pause)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    db.close()
+    ms = np.array(times) * 1000
+    return f"{np.percentile(ms, 50):.2f} | {np.percentile(ms, 99):.2f} | {2 * len(ms) / seconds:.0f} | {len(errors)}"
 
 
 def main() -> None:
