@@ -12,7 +12,7 @@ from livedigits.exports import models as model_export
 from livedigits.exports.dataset import export_zip
 from livedigits.serving.stats import build_stats
 from livedigits.web.current import config, server
-from livedigits.web.inputs import json_body, parse_label, query_int, require_admin, sample_ids
+from livedigits.web.inputs import json_body, parse_label, query_int, query_text, require_admin, sample_ids
 from livedigits.web.limits import limited
 
 admin = Blueprint("admin", __name__)
@@ -45,7 +45,7 @@ def review() -> Response:
     offset = query_int("offset", 0, 0, 10**9)
     limit = query_int("limit", 50, 1, 200)
     excluded = args.get("excluded", "0") in ("1", "true")
-    return jsonify(server().review(label, args.get("source") or None, excluded, offset, limit))
+    return jsonify(server().review(label, query_text("source"), excluded, offset, limit))
 
 
 @admin.post("/api/admin/exclude")
