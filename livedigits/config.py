@@ -12,9 +12,10 @@ from limits import parse_many
 
 ROOT = Path(__file__).resolve().parent.parent  # the project's folder: models/, templates/, tmp/
 # Per client address. A person clicks "predict" and labels a drawing every few seconds at most;
-# admin routes are for one operator, and their limit slows token guessing.
-DEFAULT_RATE_LIMITS = "predict=60/minute;train=20/minute;admin=10/minute"
-RATE_LIMIT_KINDS = ("predict", "train", "admin")
+# admin routes are for one operator, and their limit slows token guessing. The models page shows up to 36
+# drawings' images and the review page 20 at a time; an export builds a zip of megabytes for each request.
+DEFAULT_RATE_LIMITS = "predict=60/minute;train=20/minute;admin=10/minute;samples=300/minute;export=3/minute"
+RATE_LIMIT_KINDS = ("predict", "train", "admin", "samples", "export")
 ROLES = ("all", "serve", "learn")
 RATE_LIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss")
 RATE_LIMIT_STORAGE_VARIABLES = "RATE_LIMIT_STORAGE (or, when unset, REDIS_URL)"

@@ -1,5 +1,6 @@
 """The operator's routes (Authorization: Bearer ADMIN_TOKEN): reset, roll back, review, exclude and restore
-drawings, export the dataset and the models. One budget for them all, which also slows token guessing."""
+drawings, export the dataset and the models. One budget for them all, which also slows token guessing, but for
+the exports: each builds a zip of megabytes, and has a smaller budget of its own."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def admin_restore() -> Response:
 
 
 @admin.get("/api/samples/export")
-@limited("admin")
+@limited("export")
 def export_samples() -> Response:
     """The collected dataset as a zip (the files `python -m livedigits.exports.dataset export` writes)."""
     require_admin()
@@ -72,7 +73,7 @@ def export_samples() -> Response:
 
 
 @admin.get("/api/models/export")
-@limited("admin")
+@limited("export")
 def export_models() -> Response:
     """The retrained models as served now, in one zip (livedigits.exports.models)."""
     require_admin()

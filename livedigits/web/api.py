@@ -61,7 +61,7 @@ def recent_samples() -> Response:
 
 
 @api.get("/api/samples/<int:sample_id>.png")
-@unlimited("the models page shows up to 60 at once, and browsers cache them for a day")
+@limited("samples", with_token="admin")
 def sample_image(sample_id: int) -> Response:
     try:
         png = server().drawing(sample_id)

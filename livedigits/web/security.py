@@ -84,11 +84,12 @@ def install_security(app: Flask, config: Config) -> None:
 
 
 def route_kind() -> str | None:
-    """The budget the current request draws from, as its route declares it (livedigits.web.limits), or None: a
-    route that is not limited, no route at all, or a CORS preflight."""
+    """The budget the current request draws from, as its route declares it (livedigits.web.limits; a request
+    that carries a token may draw from another), or None: a route that is not limited, no route at all, or a CORS
+    preflight."""
     if request.url_rule is None or request.method == "OPTIONS":
         return None
-    return kind_of(current_app.view_functions.get(request.endpoint))
+    return kind_of(current_app.view_functions.get(request.endpoint), "Authorization" in request.headers)
 
 
 def install_rate_limits(app: Flask, limits: dict[str, str], storage_uri: str) -> Limiter | None:
