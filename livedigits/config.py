@@ -220,6 +220,13 @@ class Config:
     db_connect_timeout: float = 3.0  # seconds: a request never hangs on an absent database
     # --- exports and migrations ---
     parallel_reads: int = 8  # concurrent reads of the store (S3 answers each GET in tens of ms)
+    # Privacy and fuzzing (issue 33)
+    # A public drawing's image may be kept this long by browsers and shared caches without asking again: an
+    # exclusion or an undo reaches every cache within it. Asking again costs one indexed read (the ETag), no storage.
+    public_image_seconds: int = 60
+    # How long an image link that /api/review signs for the operator works: the review page asks for new ones
+    # whenever it reloads its queue, and a link copied out of it stops working soon.
+    admin_image_seconds: int = 600
 
     def __post_init__(self) -> None:
         parse_rate_limits(self.rate_limits)  # a typo fails at boot, not as an unlimited service

@@ -13,6 +13,7 @@ from livedigits.exports import models as model_export
 from livedigits.exports.dataset import export_zip
 from livedigits.serving.stats import build_stats
 from livedigits.web.current import config, server
+from livedigits.web.images import signed_image_url
 from livedigits.web.inputs import json_body, parse_label, query_int, query_text, require_admin, sample_ids
 from livedigits.web.limits import limited
 
@@ -46,7 +47,10 @@ def review() -> Response:
     offset = query_int("offset", 0, 0, 10**9)
     limit = query_int("limit", 50, 1, 200)
     excluded = args.get("excluded", "0") in ("1", "true")
-    return jsonify(server().review(label, query_text("source"), excluded, offset, limit))
+    page = server().review(label, query_text("source"), excluded, offset, limit)
+    for sample in page["samples"]:  # the page's <img>s: excluded drawings are private, and an <img> sends no token
+        sample["image_url"] = signed_image_url(int(sample["sample_id"]))
+    return jsonify(page)
 
 
 @admin.post("/api/admin/exclude")

@@ -94,6 +94,14 @@ def query_text(name: str, most: int = 200) -> str | None:
     return value
 
 
+def sample_number(text: str) -> int:
+    """The entry number in an image's path (`/api/samples/<n>.png`): 1 to 10 ASCII digits, not 0. Any other is no
+    drawing: 404, answered without asking storage (a 300-digit name is no file name a store can even look up)."""
+    if not is_ascii_number(text, 10) or int(text) == 0:
+        raise InputError("not_found", "There is no such drawing.", 404)
+    return int(text)
+
+
 def sample_ids(value: object) -> list[int]:
     """'sample_ids': a list of entry numbers, as integers or as the 10-digit strings the API answers."""
     message = "Send 'sample_ids' as a non-empty list of sample ids (integers or strings of digits)."
