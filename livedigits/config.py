@@ -12,9 +12,10 @@ from limits import parse_many
 
 ROOT = Path(__file__).resolve().parent.parent  # the project's folder: models/, templates/, tmp/
 # Per client address. A person clicks "predict" and labels a drawing every few seconds at most;
-# admin routes are for one operator, and their limit slows token guessing.
-DEFAULT_RATE_LIMITS = "predict=60/minute;train=20/minute;admin=10/minute"
-RATE_LIMIT_KINDS = ("predict", "train", "admin")
+# admin routes are for one operator, and their limit slows token guessing. The models page shows up to 36
+# drawings' images and the review page 20 at a time; an export builds a zip of megabytes for each request.
+DEFAULT_RATE_LIMITS = "predict=60/minute;train=20/minute;admin=10/minute;samples=300/minute;export=3/minute"
+RATE_LIMIT_KINDS = ("predict", "train", "admin", "samples", "export")
 ROLES = ("all", "serve", "learn")
 RATE_LIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss")
 RATE_LIMIT_STORAGE_VARIABLES = "RATE_LIMIT_STORAGE (or, when unset, REDIS_URL)"
@@ -233,6 +234,13 @@ class Config:
     redis_pool_size: int = 1  # Redis connections per web worker: a rate-limit check is one sub-millisecond script
     # --- exports and migrations ---
     parallel_reads: int = 8  # concurrent reads of the store (S3 answers each GET in tens of ms)
+    # Privacy and fuzzing (issue 33)
+    # A public drawing's image may be kept this long by browsers and shared caches without asking again: an
+    # exclusion or an undo reaches every cache within it. Asking again costs one indexed read (the ETag), no storage.
+    public_image_seconds: int = 60
+    # How long an image link that /api/review signs for the operator works: the review page asks for new ones
+    # whenever it reloads its queue, and a link copied out of it stops working soon.
+    admin_image_seconds: int = 600
 
     def __post_init__(self) -> None:
         parse_rate_limits(self.rate_limits)  # a typo fails at boot, not as an unlimited service

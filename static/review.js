@@ -31,7 +31,7 @@ function sampleCard(sample, excludedView) {
   const item = element("li", { className: "sample" });
   item.dataset.sampleId = sample.sample_id;
   const image = element("img");
-  image.src = `/api/samples/${Number(sample.sample_id)}.png`;
+  image.src = sample.image_url; // signed for this page: excluded drawings are not public
   image.alt = `Drawing ${Number(sample.sample_id)}, labelled ${sample.label}`;
   image.width = image.height = 84;
   const facts = element("div", { className: "sample-facts" });

@@ -30,6 +30,7 @@ BOTH_DATABASES = {
     "test_database",
     "test_database_processes",
     "test_deploy",
+    "test_privacy",
     "test_reliability",
     "test_reliability_fleet",
     "test_review",

@@ -1,5 +1,6 @@
 """The operator's routes (Authorization: Bearer ADMIN_TOKEN): reset, roll back, review, exclude and restore
-drawings, export the dataset and the models. One budget for them all, which also slows token guessing."""
+drawings, export the dataset and the models. One budget for them all, which also slows token guessing, but for
+the exports: each builds a zip of megabytes, and has a smaller budget of its own."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from livedigits.exports import models as model_export
 from livedigits.exports.dataset import export_zip
 from livedigits.serving.stats import build_stats
 from livedigits.web.current import config, server
-from livedigits.web.inputs import json_body, parse_label, query_int, require_admin, sample_ids
+from livedigits.web.images import signed_image_url
+from livedigits.web.inputs import json_body, parse_label, query_int, query_text, require_admin, sample_ids
 from livedigits.web.limits import limited
 
 admin = Blueprint("admin", __name__)
@@ -45,7 +47,10 @@ def review() -> Response:
     offset = query_int("offset", 0, 0, 10**9)
     limit = query_int("limit", 50, 1, 200)
     excluded = args.get("excluded", "0") in ("1", "true")
-    return jsonify(server().review(label, args.get("source") or None, excluded, offset, limit))
+    page = server().review(label, query_text("source"), excluded, offset, limit)
+    for sample in page["samples"]:  # the page's <img>s: excluded drawings are private, and an <img> sends no token
+        sample["image_url"] = signed_image_url(int(sample["sample_id"]))
+    return jsonify(page)
 
 
 @admin.post("/api/admin/exclude")
@@ -63,7 +68,7 @@ def admin_restore() -> Response:
 
 
 @admin.get("/api/samples/export")
-@limited("admin")
+@limited("export")
 def export_samples() -> Response:
     """The collected dataset as a zip (the files `python -m livedigits.exports.dataset export` writes)."""
     require_admin()
@@ -72,7 +77,7 @@ def export_samples() -> Response:
 
 
 @admin.get("/api/models/export")
-@limited("admin")
+@limited("export")
 def export_models() -> Response:
     """The retrained models as served now, in one zip (livedigits.exports.models)."""
     require_admin()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 
 from livedigits.errors import InputError
 from livedigits.pipeline.drawings import decode_digit, decode_drawing
 from livedigits.serving.stats import build_stats
+from livedigits.serving.visibility import visible_drawing
 from livedigits.web.current import server
-from livedigits.web.inputs import json_body, parse_label, parse_strokes
+from livedigits.web.images import asked_by_operator, cache_control
+from livedigits.web.inputs import json_body, parse_label, parse_strokes, sample_number
 from livedigits.web.limits import limited, unlimited
 
 api = Blueprint("api", __name__)
@@ -60,15 +62,26 @@ def recent_samples() -> Response:
     return jsonify(samples=samples)
 
 
-@api.get("/api/samples/<int:sample_id>.png")
-@unlimited("the models page shows up to 60 at once, and browsers cache them for a day")
-def sample_image(sample_id: int) -> Response:
+@api.get("/api/samples/<sample_id>.png")
+@limited("samples", with_token="admin")
+def sample_image(sample_id: str) -> Response:
+    """A drawing's PNG: a public one to anyone, any to the operator (livedigits.serving.visibility, web.images);
+    404 for the rest alike, so that the answer does not tell a private drawing from none."""
+    number = sample_number(sample_id)
+    drawing = visible_drawing(server(), number, asked_by_operator(number))
+    if drawing is None:
+        raise InputError("not_found", f"There is no drawing {number}.", 404)
+    headers = {"Cache-Control": cache_control(drawing.public)}
+    if drawing.public:
+        headers["ETag"] = f'"{drawing.tag}"'
+        if request.if_none_match.contains_weak(drawing.tag):
+            return Response(status=304, headers=headers)
     try:
-        png = server().drawing(sample_id)
+        png = server().drawing(number)
     except KeyError:
-        raise InputError("not_found", f"There is no drawing {sample_id}.", 404) from None
-    return Response(png, mimetype="image/png", headers={"Cache-Control": "public, max-age=86400"})
+        raise InputError("not_found", f"There is no drawing {number}.", 404) from None
+    return Response(png, mimetype="image/png", headers=headers)
 
 
 def sample_url(sample_id: str) -> str:
-    return url_for("api.sample_image", sample_id=int(sample_id))
+    return url_for("api.sample_image", sample_id=str(int(sample_id)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import math
 import re
+import unicodedata
 
 from flask import request
 
@@ -68,12 +69,37 @@ def parse_label(value: object) -> int:
 
 
 def query_int(name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter in ASCII digits (str.isdigit also takes '²' and '①', which int() refuses)."""
     value = request.args.get(name)
     if value is None:
         return default
-    if not value.isdigit() or not low <= int(value) <= high:
+    if not is_ascii_number(value, 20) or not low <= int(value) <= high:
         raise InputError(f"invalid_{name}", f"'{name}' must be an integer from {low} to {high}.")
     return int(value)
+
+
+def is_ascii_number(text: str, most_digits: int) -> bool:
+    """1 to `most_digits` ASCII digits, nothing else."""
+    return 0 < len(text) <= most_digits and text.isascii() and text.isdigit()
+
+
+def query_text(name: str, most: int = 200) -> str | None:
+    """An optional text query parameter; None when absent or empty. PostgreSQL refuses NUL in text (and a lone
+    surrogate cannot be encoded): refused here with the other control characters, which no filter value holds."""
+    value = request.args.get(name)
+    if not value:
+        return None
+    if len(value) > most or any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        raise InputError(f"invalid_{name}", f"'{name}' must be printable text of at most {most} characters.")
+    return value
+
+
+def sample_number(text: str) -> int:
+    """The entry number in an image's path (`/api/samples/<n>.png`): 1 to 10 ASCII digits, not 0. Any other is no
+    drawing: 404, answered without asking storage (a 300-digit name is no file name a store can even look up)."""
+    if not is_ascii_number(text, 10) or int(text) == 0:
+        raise InputError("not_found", "There is no such drawing.", 404)
+    return int(text)
 
 
 def sample_ids(value: object) -> list[int]:
@@ -83,7 +109,7 @@ def sample_ids(value: object) -> list[int]:
         raise InputError("invalid_sample_ids", message)
     numbers = []
     for item in value:
-        if isinstance(item, str) and item.isdigit() and len(item) <= 10 and item.isascii():
+        if isinstance(item, str) and is_ascii_number(item, 10):
             item = int(item)
         if not isinstance(item, int) or isinstance(item, bool) or not 0 < item < 10**10:
             raise InputError("invalid_sample_ids", message)

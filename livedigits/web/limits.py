@@ -12,13 +12,17 @@ from livedigits.config import RATE_LIMIT_KINDS
 View = TypeVar("View", bound=Callable)
 
 
-def limited(kind: str) -> Callable[[View], View]:
-    """The route draws from the `kind` budget of the client's address."""
-    if kind not in RATE_LIMIT_KINDS:
-        raise ValueError(f"rate-limit kind must be one of {RATE_LIMIT_KINDS}, not {kind!r}")
+def limited(kind: str, with_token: str | None = None) -> Callable[[View], View]:
+    """The route draws from the `kind` budget of the client's address; a request that carries an Authorization
+    header draws from `with_token` instead, when given: a route that also takes the admin token must not let it
+    be guessed faster than the admin routes do."""
+    for name in filter(None, (kind, with_token)):
+        if name not in RATE_LIMIT_KINDS:
+            raise ValueError(f"rate-limit kind must be one of {RATE_LIMIT_KINDS}, not {name!r}")
 
     def declare(view: View) -> View:
         view.rate_limit = kind
+        view.rate_limit_with_token = with_token or kind
         return view
 
     return declare
@@ -42,6 +46,8 @@ def declared(view: Callable) -> bool:
     return hasattr(view, "rate_limit") and (view.rate_limit is not None or bool(getattr(view, "unlimited_because", "")))
 
 
-def kind_of(view: Callable | None) -> str | None:
-    """The budget `view` draws from, or None."""
+def kind_of(view: Callable | None, with_token: bool = False) -> str | None:
+    """The budget `view` draws from (for a request carrying an Authorization header: `with_token`), or None."""
+    if with_token:
+        return getattr(view, "rate_limit_with_token", None)
     return getattr(view, "rate_limit", None)

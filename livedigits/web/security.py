@@ -1,6 +1,7 @@
 """What the service does about clients it cannot trust: their address, their pace, their origin, their browser.
 
 `install_security(app, config)` wires it once per app:
+- bodies over the limit: 413 however they are sent, chunked too (livedigits.web.bodies);
 - the client's address: behind Heroku's router, the last `X-Forwarded-For` hop (werkzeug's ProxyFix, trusting
   exactly `config.trusted_proxies` hops); with no proxy configured the header is ignored, since anyone can send it;
 - rate limits per client address (Flask-Limiter), one budget per kind of route (each route declares its kind:
@@ -31,6 +32,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from livedigits.config import Config
 from livedigits.formation import redis_refusal
+from livedigits.web.bodies import BoundedBody, refuse_large_bodies
 from livedigits.web.legacy import LEGACY_ROUTES
 from livedigits.web.limits import kind_of
 
@@ -68,10 +70,12 @@ STRICT_TRANSPORT_SECURITY = "max-age=31536000"
 
 
 def install_security(app: Flask, config: Config) -> None:
-    """Trusted proxy hops, per-client rate limits, CORS for the legacy routes, and security headers."""
+    """Bounded bodies, trusted proxy hops, per-client rate limits, CORS for the legacy routes, security headers."""
+    app.wsgi_app = BoundedBody(app.wsgi_app, config.max_request_bytes)
     if config.trusted_proxies:
         hops = config.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+    app.before_request(refuse_large_bodies)
     storage = config.rate_limit_storage
     if (refused := redis_refusal(config)) is not None:
         logger.error(refused)
@@ -90,11 +94,12 @@ def install_security(app: Flask, config: Config) -> None:
 
 
 def route_kind() -> str | None:
-    """The budget the current request draws from, as its route declares it (livedigits.web.limits), or None: a
-    route that is not limited, no route at all, or a CORS preflight."""
+    """The budget the current request draws from, as its route declares it (livedigits.web.limits; a request
+    that carries a token may draw from another), or None: a route that is not limited, no route at all, or a CORS
+    preflight."""
     if request.url_rule is None or request.method == "OPTIONS":
         return None
-    return kind_of(current_app.view_functions.get(request.endpoint))
+    return kind_of(current_app.view_functions.get(request.endpoint), "Authorization" in request.headers)
 
 
 def install_rate_limits(

@@ -101,10 +101,23 @@ def test_bad_ids_and_bad_queries_change_nothing(client, store):
     assert reset.status_code == 422 and reset.get_json()["error"] == "not_a_drawing"
     too_many = exclude(client, list(range(1, 1002)))
     assert too_many.status_code == 400
-    bad_queries = {"?label=12": "invalid_label", "?limit=0": "invalid_limit", "?offset=-1": "invalid_offset"}
+    bad_queries = {
+        "?label=12": "invalid_label",
+        "?limit=0": "invalid_limit",
+        "?offset=-1": "invalid_offset",
+        # str.isdigit takes these and int() does not: they were 500s
+        "?offset=²": "invalid_offset",
+        "?limit=①": "invalid_limit",
+        "?offset=1¹": "invalid_offset",
+        "?offset=" + "9" * 5000: "invalid_offset",  # more digits than int() converts
+        "?source=a%00b": "invalid_source",  # PostgreSQL refuses NUL in text: it was a 503 and an ERROR
+        "?source=a%01b": "invalid_source",
+        "?source=" + "a" * 201: "invalid_source",
+    }
     for query, code in bad_queries.items():
         response = client.get(f"/api/review{query}", headers=ADMIN)
         assert response.status_code == 400 and response.get_json()["error"] == code, query
+    assert client.get("/api/review?source=é ☃", headers=ADMIN).get_json()["total"] == 0
     assert sorted(p.name for p in (store / "log").glob("*.json")) == ["0000000001.json", "0000000002.json"]
 
 

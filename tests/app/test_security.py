@@ -44,17 +44,20 @@ def limited(tmp_path_factory) -> tuple[Flask, Path]:
 
 
 def test_rate_limit_settings_parse_and_fail_early():
+    others = {"samples": "300/minute", "export": "3/minute"}
     assert parse_rate_limits(DEFAULT_RATE_LIMITS) == {
         "predict": "60/minute",
         "train": "20/minute",
         "admin": "10/minute",
+        **others,
     }
     assert parse_rate_limits("train=5/second,30/minute") == {
         "predict": "60/minute",
         "train": "5/second,30/minute",
         "admin": "10/minute",
+        **others,
     }
-    assert parse_rate_limits("predict=off; admin=1/hour") == {"train": "20/minute", "admin": "1/hour"}
+    assert parse_rate_limits("predict=off; admin=1/hour") == {"train": "20/minute", "admin": "1/hour", **others}
     assert parse_rate_limits("off") == parse_rate_limits(" OFF ") == {}
     for bad in ("predict=lots", "guess=1/minute", "predict", "train=60/fortnight"):
         with pytest.raises(ValueError):
@@ -82,7 +85,8 @@ def test_environment_names_the_proxies_limits_and_origins(monkeypatch):
 
 def test_every_route_declares_its_budget_where_it_is_defined(limited):
     """Walk the URL map: each route says which budget it draws from (@limited) or why it has none (@unlimited),
-    every route that takes input draws from one, and the admin routes share the admin budget."""
+    every route that takes input draws from one, the admin routes share the admin budget, the exports have one
+    of their own, and so do the drawings' images (but for a request with a token: the admin budget)."""
     app, _ = limited
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
@@ -91,25 +95,39 @@ def test_every_route_declares_its_budget_where_it_is_defined(limited):
         assert limits.declared(view), f"{rule.rule} declares no rate limit: add @limited(kind) or @unlimited(reason)"
         if rule.methods & {"POST", "PUT", "PATCH", "DELETE"}:
             assert limits.kind_of(view) is not None, f"{rule.rule} takes input without a budget"
-        if rule.rule.startswith(("/api/admin/", "/api/review", "/api/samples/export", "/api/models/export")):
+        if rule.rule.startswith(("/api/admin/", "/api/review")):
             assert limits.kind_of(view) == "admin", rule.rule
+        if rule.rule in ("/api/samples/export", "/api/models/export"):
+            assert limits.kind_of(view) == limits.kind_of(view, with_token=True) == "export", rule.rule
+        if rule.rule.endswith(".png"):
+            assert (limits.kind_of(view), limits.kind_of(view, with_token=True)) == ("samples", "admin"), rule.rule
+        else:
+            assert limits.kind_of(view, with_token=True) == limits.kind_of(view), rule.rule
 
 
 def test_a_route_cannot_be_declared_with_an_unknown_kind_or_no_reason():
     with pytest.raises(ValueError, match="kind"):
         limits.limited("download")
+    with pytest.raises(ValueError, match="kind"):
+        limits.limited("samples", with_token="download")
     with pytest.raises(ValueError, match="why"):
         limits.unlimited(" ")
 
 
-def test_the_models_export_draws_from_the_admin_budget(store):
-    """Token guesses at /api/models/export spend the same budget as the other admin routes."""
-    app = create_app(Config(storage_url=str(store), admin_token="right", rate_limits="admin=2/minute"))
+def test_the_exports_have_a_budget_of_their_own(store):
+    """An export builds a zip of megabytes: a few a minute, apart from the review's budget (each way round)."""
+    budgets = "admin=2/minute;export=1/minute"
+    app = create_app(Config(storage_url=str(store), admin_token="right", rate_limits=budgets))
     client = app.test_client()
-    wrong = {"Authorization": "Bearer wrong"}
-    assert client.post("/api/admin/reset", headers=wrong).status_code == 403
-    assert client.get("/api/models/export", headers=wrong).status_code == 403
-    assert client.get("/api/models/export", headers=wrong).status_code == 429
+    right, wrong = {"Authorization": "Bearer right"}, {"Authorization": "Bearer wrong"}
+    exported = client.get("/api/models/export", headers=right)
+    assert exported.status_code == 200 and exported.mimetype == "application/zip"
+    for path in ("/api/models/export", "/api/samples/export"):
+        over = client.get(path, headers=wrong)  # token guesses spend the export budget too
+        assert over.status_code == 429 and over.get_json()["error"] == "too_many_requests"
+    assert client.get("/api/review", headers=right).status_code == 200
+    assert client.get("/api/review", headers=right).status_code == 200
+    assert client.get("/api/review", headers=right).status_code == 429
 
 
 # --- rate limits ----------------------------------------------------------------------------------
@@ -252,7 +270,8 @@ def test_admin_routes_are_off_without_a_token(limited, method, path, body):
 
 
 def test_admin_token_401_403_and_its_own_budget(store):
-    app = create_app(Config(storage_url=str(store), admin_token="correct-horse", rate_limits="admin=6/minute"))
+    budgets = "admin=4/minute;export=2/minute"  # what the calls below spend: the export has a budget of its own
+    app = create_app(Config(storage_url=str(store), admin_token="correct-horse", rate_limits=budgets))
     client = client_at(app, "198.51.100.41")
     assert "compare_digest" in inspect.getsource(inputs.require_admin)  # constant-time comparison
     for method, path, body in ADMIN_CALLS:
@@ -261,6 +280,7 @@ def test_admin_token_401_403_and_its_own_budget(store):
         assert wrong.status_code == 403 and wrong.get_json()["error"] == "forbidden"
     assert n_entries(store) == 0
     assert client.post("/api/admin/reset", headers={"Authorization": "Bearer correct-horse"}).status_code == 429
+    assert client.get("/api/samples/export", headers={"Authorization": "Bearer correct-horse"}).status_code == 429
     other = client_at(app, "198.51.100.42")
     response = other.post("/api/admin/reset", headers={"Authorization": "Bearer correct-horse"})
     assert response.status_code == 200 and response.get_json() == {"model_version": 1}

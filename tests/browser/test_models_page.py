@@ -153,8 +153,9 @@ def test_a_service_that_learned_a_while(app, page, monkeypatch):  # noqa: F811
                if first[m + ".original"] != first[m + ".retrained"]]  # fmt: skip
     for text in changed:
         expect(gallery.first.locator("figcaption")).to_contain_text(text)
-    gallery.last.scroll_into_view_if_needed()  # the thumbnails load lazily
-    page.wait_for_function("() => [...document.querySelectorAll('#disagreements img')].every(i => i.naturalWidth > 0)")
+    for images in ("#recent", "#disagreements"):  # public drawings: their images load for anyone
+        page.locator(f"{images} li").last.scroll_into_view_if_needed()  # the thumbnails load lazily
+        page.wait_for_function(f"() => [...document.querySelectorAll('{images} img')].every(i => i.naturalWidth > 0)")
     expect(page.locator("#disagreements-empty")).to_be_hidden()
     screenshot(page, "models-learned")
     for body in ("#per-digit", "#accuracy"):  # the tables fit a phone without scrolling sideways

@@ -11,6 +11,7 @@ from test_browser import SEVEN, device, page  # noqa: F401 (test_browser's fixtu
 from livedigits.config import Config
 
 TOKEN = "page-token"
+IMAGES_LOADED = "() => [...document.querySelectorAll('#queue img')].every(i => i.complete && i.naturalWidth > 0)"
 pytestmark = needs_chromium
 
 
@@ -32,6 +33,9 @@ def test_review_excludes_a_drawing_from_the_queue_and_the_counts(app, page):  # 
     train(app, [(140, 40), (140, 240)], 1)
     wrong = train(app, [(60, 50), (220, 50), (120, 240)], 1)  # a 7 labelled 1
     train(app, [(60, 50), (220, 50), (120, 240)], 7)
+    hidden = train(app, [(140, 40), (140, 240)], 1)  # excluded before the page ever showed it
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    assert app.test_client().post("/api/admin/exclude", json={"sample_ids": [hidden]}, headers=admin).status_code == 200
     page.goto("/review")
     page.fill("#token", "wrong")
     press(page, "#login button")
@@ -43,6 +47,7 @@ def test_review_excludes_a_drawing_from_the_queue_and_the_counts(app, page):  # 
     expect(page.locator("#total-samples")).to_have_text("3")
     first = page.locator("#queue > li").first
     expect(first).to_have_attribute("data-sample-id", wrong)
+    page.wait_for_function(IMAGES_LOADED)
     expect(first).to_contain_text("Labelled 1")
     expect(first).to_contain_text("4 of 4 models disagreed")
     screenshot(page, "review")
@@ -57,7 +62,9 @@ def test_review_excludes_a_drawing_from_the_queue_and_the_counts(app, page):  # 
     page.select_option("#label", "")
     page.check("#excluded")
     expect(page.locator("#queue-title")).to_have_text("Excluded")
-    expect(page.locator("#queue > li")).to_have_count(1)
+    expect(page.locator("#queue > li")).to_have_count(2)
+    page.wait_for_function(IMAGES_LOADED)  # excluded drawings are private: the review signs their images' links
+    assert page.request.get(f"/api/samples/{int(hidden)}.png").status == 404  # ...which the public does not get
     press(page, f'#queue > li[data-sample-id="{wrong}"] button')
     expect(page.locator("#status")).to_have_text(f"Restored drawing {int(wrong)}.")
     expect(page.locator("#total-samples")).to_have_text("3")
