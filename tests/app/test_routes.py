@@ -25,7 +25,7 @@ TESTED = {
     ("POST", "/api/internals"): "tests/app/test_api.py::test_internals_and_history",
     ("GET", "/api/stats"): "tests/app/test_api.py::test_stats_counts_labels_and_scores",
     ("GET", "/api/samples/recent"): "tests/app/test_api.py::test_recent_samples_and_their_images",
-    ("GET", "/api/samples/<int:sample_id>.png"): "tests/app/test_api.py::test_recent_samples_and_their_images",
+    ("GET", "/api/samples/<sample_id>.png"): "tests/app/test_api.py::test_recent_samples_and_their_images",
     ("POST", "/api/admin/reset"): "tests/app/test_api.py::test_admin_reset",
     ("POST", "/api/admin/rollback"): "tests/app/test_api.py::test_rollback_to_an_earlier_version",
     ("GET", "/api/review"): "tests/app/test_database.py::test_the_review_queue_is_every_row_sorted_filtered_and_paged",
@@ -95,7 +95,7 @@ def test_the_checks_catch_a_route_without_a_test_and_a_test_that_does_not_reques
     assert ("POST", "/api/new") in url_map_routes(app) - TESTED.keys()
     assert path_pattern("/").search('client.get("/")') and not path_pattern("/").search('client.get("/about")')
     assert path_pattern("/about").search('f"{url}/about"') and not path_pattern("/about").search('"/about/x"')
-    samples = path_pattern("/api/samples/<int:sample_id>.png")
+    samples = path_pattern("/api/samples/<sample_id>.png")
     assert samples.search('client.get("/api/samples/99.png")') and samples.search('f"/api/samples/{n}.png"')
     assert not samples.search('client.get("/api/samples/recent")')
     assert path_pattern("/api/review").search('f"/api/review{query}"')
