@@ -4,7 +4,7 @@ this file).
 Workers: gunicorn takes WEB_CONCURRENCY (Heroku sets it from the dyno's memory) unless told otherwise.
 A `serve` worker is light (numpy, no TensorFlow: ~140 MB), so it takes as many as that says. An `all`
 worker holds TensorFlow and a learner (~820 MB), and two learners in one dyno would only repeat each
-other's work: one worker, whatever WEB_CONCURRENCY says.
+other's work: one worker, whatever WEB_CONCURRENCY says. Threads per worker: Config.threads.
 
 Stopping: Heroku sends SIGTERM and kills the dyno 30 s later. gunicorn lets requests in flight finish for
 `graceful_timeout`, then each worker's exit hands an `all` learner's lease over with a checkpoint at its version.
@@ -14,13 +14,14 @@ a second, whatever loading the models costs.
 
 from livedigits.config import Config
 
-threads = 4  # numpy, Pillow and TensorFlow release the GIL: threads serve concurrent requests in a worker
+settings = Config.from_env()
+# numpy, Pillow and TensorFlow release the GIL: threads serve concurrent requests in a worker. An `all` worker's
+# trains wait for its learner, and a crowd's labels can only be learned together (Config.max_group) if as many wait at
+# once; Config.free_threads of them never wait, so predictions do not queue behind a stalled learner.
+threads = settings.threads
 graceful_timeout = 20  # under Heroku's 30 s, leaving the hand-over its time
-if Config.from_env().role == "all":
+if settings.role == "all":
     workers = 1
-    # A train holds its thread until the learner's step includes it: a crowd's labels can only be learned together
-    # (Config.max_group) if as many wait at once. Predictions do not wait on anything.
-    threads = 16
 
 
 def worker_exit(server, worker) -> None:

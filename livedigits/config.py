@@ -136,7 +136,8 @@ class Config:
     # How often the learner looks for new log entries (seconds); a train on a serve process waits for it.
     learn_interval: float = 0.2
     # How long /api/train waits for the learner before answering "stored, pending" (seconds). None: 3 s for
-    # `serve` (the learner is another process, maybe down), 30 s for `all` (it is this process's own thread).
+    # `serve` (the learner is another process, maybe down), answer_within_seconds for `all` (it is this process's
+    # own thread). Never past answer_within_seconds after the request arrived, whatever this says.
     train_wait: float | None = None
     # The port `python main.py` serves on (gunicorn binds $PORT itself, from the Procfile).
     port: int = 5000
@@ -219,6 +220,17 @@ class Config:
     db_connect_timeout: float = 3.0  # seconds: a request never hangs on an absent database
     # --- exports and migrations ---
     parallel_reads: int = 8  # concurrent reads of the store (S3 answers each GET in tens of ms)
+    # The router's 30 s and restarts (issue 33)
+    # Heroku's router answers H12 for a request that sends no byte for 30 s: a request that waits for the learner (a
+    # train, an admin change) answers by this many seconds after it arrived, 202 (pending) if it is not learned yet;
+    # 10 s to spare for its storage writes, its queueing and the router's own hop.
+    answer_within_seconds: float = 20.0
+    # gunicorn's threads per web worker (gunicorn.conf.py). None: 20 for `all`, so that a crowd's group (max_group)
+    # can wait to be learned together with free_threads to spare; 8 for `serve`.
+    web_threads: int | None = None
+    # Threads of a web worker that no request may spend waiting for the learner: predictions and /healthz always find
+    # one, however many trains wait. A train beyond the others answers 202 at once; its entry is learned all the same.
+    free_threads: int = 4
 
     def __post_init__(self) -> None:
         parse_rate_limits(self.rate_limits)  # a typo fails at boot, not as an unlimited service
@@ -255,7 +267,19 @@ class Config:
     def train_wait_seconds(self) -> float:
         if self.train_wait is not None:
             return self.train_wait
-        return 30.0 if self.role == "all" else 3.0
+        return self.answer_within_seconds if self.role == "all" else 3.0
+
+    @property
+    def threads(self) -> int:
+        """gunicorn's threads per web worker (web_threads, or its default for the role)."""
+        if self.web_threads is not None:
+            return self.web_threads
+        return self.max_group + self.free_threads if self.role == "all" else 8
+
+    @property
+    def max_waiting(self) -> int:
+        """How many requests of one web worker may wait for the learner at once."""
+        return max(0, self.threads - self.free_threads)
 
     @property
     def request_limits(self) -> dict[str, str]:

@@ -41,6 +41,7 @@ def test_health_and_pages(client):
         "behind": 0,
         "learner": "up_to_date",
         "learner_seen_seconds_ago": 0.0,
+        "waiting": 0,
         "degraded": [],
     }
     for page in ("/", "/models", "/about"):

@@ -60,7 +60,8 @@ def test_serve_role_never_imports_tensorflow(tmp_path):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["loaded"] == []
     statuses = report["statuses"]
-    assert statuses.pop("train") == statuses.pop("hook3") == 202  # stored; no learner, so learning is pending
+    # Stored; no learner, so learning (and the reset: accepted, in progress) is pending.
+    assert statuses.pop("train") == statuses.pop("hook3") == statuses.pop("reset") == 202
     assert set(statuses.values()) == {200}, statuses
 
 
