@@ -187,7 +187,9 @@ class Config:
     heartbeat_seconds: float = 5.0
     lease_poll_seconds: float = 0.5  # how often a waiting learner asks for the lease (its takeover's delay)
     waiting_fresh_seconds: float = 10.0  # a `learn` process's "I wait for the lease" counts this long
-    shutdown_seconds: int = 20  # after SIGTERM, a `learn` process exits by then whatever hangs (Heroku kills at 30)
+    # After SIGTERM a process exits by then whatever hangs (Heroku kills at 30): a `learn` process by its alarm, a web
+    # by gunicorn's graceful_timeout (gunicorn.conf.py).
+    shutdown_seconds: int = 20
     learner_pool_size: int = 3  # its loop, its checkpoint writer and a spare; db_pool_size per web worker
     recent_samples: int = 48  # drawings listed on the models page
     differing_samples: int = 12  # ...and of those an original and its retrained model answered differently
@@ -231,6 +233,10 @@ class Config:
     # Threads of a web worker that no request may spend waiting for the learner: predictions and /healthz always find
     # one, however many trains wait. A train beyond the others answers 202 at once; its entry is learned all the same.
     free_threads: int = 4
+    # After SIGTERM the `all` web's learner stops between entries and writes its hand-over checkpoint within this
+    # long, else the process exits without one (the log holds every label: the next learner replays from the last
+    # checkpoint). Under shutdown_seconds, which is gunicorn's graceful_timeout: the worker ends before it is killed.
+    hand_over_seconds: float = 15.0
 
     def __post_init__(self) -> None:
         parse_rate_limits(self.rate_limits)  # a typo fails at boot, not as an unlimited service

@@ -151,6 +151,20 @@ class Server(Following, Curating, Waiting):
             "degraded": snapshot.stats["degraded"],
         }
 
+    def serve_last_published(self) -> None:
+        """The `all` role at boot, while its own learner loads and replays the log on its thread: serve the last
+        published snapshot, know how far the log runs (by one listing: probing a long tail costs a request per entry),
+        and count the learner as alive from now. StorageError if the store cannot be read (the boot fails fast: the
+        learner could not start either); without the database it serves the shipped models meanwhile."""
+        self.saw_learner(time.time())
+        try:
+            self.poll_snapshot()
+        except DatabaseError as error:
+            logger.warning("serving without the last published snapshot for now: %s", error)
+        head = self.journal.head_listed(self.snapshot.version)
+        with self._changed:
+            self._head = max(self._head, head)
+
     def recent_samples(self) -> list[dict]:
         """The latest labelled drawings, newest first."""
         return list(self.snapshot.recent)
