@@ -122,6 +122,46 @@ def test_the_all_role_answers_within_the_deadline_while_its_learner_stalls(backe
         web.kill(signal.SIGTERM)
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_sigterm_ends_an_all_web_whose_learner_is_stuck_inside_an_entry(backend, tmp_path):
+    """The learner cannot stop between entries while one entry holds it (here, waiting for the facts' lock; in
+    service, an exclusion's rebuild): the web still exits within DEADLINE of SIGTERM, without a hand-over checkpoint,
+    and the next boot learns what it had not."""
+    store = str(tmp_path / "store")
+    env = {"STORAGE_URL": store, "RATE_LIMITS": "off"}
+    web = Server(env)
+    try:
+        web.wait_healthy()
+        before = first_learned(web)
+        with psycopg.connect(Config(storage_url=store).database, autocommit=True) as holder:
+            holder.execute("SELECT pg_advisory_lock(%s)", (FACTS_LOCK,))
+            with ThreadPoolExecutor(1) as client:
+                train = client.submit(call, f"{web.url}/api/train", {"image": LABELS[1][0], "label": 1})
+                waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s AND NOT granted"
+                wait_until(lambda: holder.execute(waiting, (FACTS_LOCK,)).fetchone()[0] > 0, DEADLINE,
+                           "the learner to wait for the facts' lock")  # fmt: skip
+                started = time.monotonic()
+                os.killpg(web.process.pid, signal.SIGTERM)
+                web.process.wait(timeout=60)
+                stopped = time.monotonic() - started
+                status, body, seconds = train.result()
+            holder.execute("SELECT pg_advisory_unlock(%s)", (FACTS_LOCK,))
+    finally:
+        web.kill(signal.SIGTERM)
+    print(f"learner stuck inside an entry: SIGTERM to exit {stopped:.1f} s; the waiting train answered {seconds:.1f} s")
+    assert stopped < DEADLINE
+    assert status == 202 and body["status"] == "pending" and seconds < DEADLINE
+    assert "exiting without a hand-over checkpoint" in web.output()
+    web = Server(env)
+    try:
+        web.wait_healthy()
+        learned_after_restart = int(body["sample_id"])
+        wait_until(lambda: health(web)["model_version"] >= learned_after_restart, 300, "the next boot to learn it")
+        assert call(f"{web.url}/api/stats")[1]["samples"]["total"] == before + 1
+    finally:
+        web.kill(signal.SIGTERM)
+
+
 def test_the_serve_role_answers_within_the_deadline_while_the_learner_process_stalls(tmp_path):
     store = str(tmp_path / "store")
     # Trains wait up to 20 s here (3 s by default): as long as in the `all` role, so that waiting could starve.
