@@ -10,9 +10,9 @@ from __future__ import annotations
 from flask import Flask
 
 from livedigits.config import Config
-from livedigits.web.app import close_service, create_app, shut_down
+from livedigits.web.app import begin_shut_down, close_service, create_app, shut_down
 
-__all__ = ["close_service", "create_app", "shut_down"]
+__all__ = ["begin_shut_down", "close_service", "create_app", "shut_down"]
 
 
 def __getattr__(name: str) -> Flask:

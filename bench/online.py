@@ -67,6 +67,7 @@ def run_stream(
     with tempfile.TemporaryDirectory() as store:
         app = create_app(Config(storage_url=store, checkpoint_every=100_000, rate_limits="off", max_group=max_group))
         client = app.test_client()
+        app.extensions["learner"].wait_booted()  # loaded on its own thread
         learner = app.extensions["learner"].learner
         before = held_out_accuracy(learner.models, digits, labels)
         hits = {f"{m}.{v}": [] for m in MODELS for v in ("original", "retrained")}

@@ -65,6 +65,7 @@ def poisoned_stream(n_clean: int, n_poison: int, seed: int = 0) -> tuple[list[tu
 
 def learn(drawings: list[tuple[str, int]], store: str) -> tuple:
     app = create_app(Config(storage_url=store, rate_limits="off", admin_token="bench"))
+    app.extensions["learner"].wait_booted()  # the learner loads on its own thread
     client = app.test_client()
     for image, label in drawings:
         response = client.post("/api/train", json={"image": image, "label": label})

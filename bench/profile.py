@@ -57,6 +57,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as store:
         app = create_app(Config(storage_url=store, checkpoint_every=100_000, rate_limits="off"))
         service, in_process = app.extensions["digits"], app.extensions["learner"]
+        in_process.wait_booted()  # the learner loads on its own thread
         client = app.test_client()
         for url in urls[:5]:  # trace the compiled functions before timing
             client.post("/api/predict", json={"image": url})

@@ -194,6 +194,7 @@ def one(n: int, labels: int, db_url: str | None, checkpoint_every: int, score_he
                     rate_limits="off", admin_token="t", sync_interval=0.0, **never)  # fmt: skip
     booting = time.monotonic()
     app = create_app(config)
+    app.extensions["learner"].wait_booted()  # the app answers at once; its learner restores (and replays) meanwhile
     boot = time.monotonic() - booting
     client = app.test_client()
     server, learner = app.extensions["digits"], app.extensions["learner"].learner

@@ -41,7 +41,9 @@ buffer = io.BytesIO(); image.save(buffer, "PNG")
 body = {"image": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()}
 for role in ("serve", "all"):
     with tempfile.TemporaryDirectory() as store:
-        app = create_app(Config(storage_url=store, role=role, train_wait=60))
+        app = create_app(Config(storage_url=store, role=role))
+        if role == "all":
+            app.extensions["learner"].wait_booted()  # it loads TensorFlow on its own thread, while the app answers
         answer = app.test_client().post("/api/predict", json=body).get_json()["answer"]
         if role == "all":  # one SGD step of both models: TensorFlow's training kernels run too
             learned = app.test_client().post("/api/train", json={**body, "label": 1}).get_json()["model_version"]

@@ -137,7 +137,8 @@ class Config:
     # How often the learner looks for new log entries (seconds); a train on a serve process waits for it.
     learn_interval: float = 0.2
     # How long /api/train waits for the learner before answering "stored, pending" (seconds). None: 3 s for
-    # `serve` (the learner is another process, maybe down), 30 s for `all` (it is this process's own thread).
+    # `serve` (the learner is another process, maybe down), answer_within_seconds for `all` (it is this process's
+    # own thread). Never past answer_within_seconds after the request arrived, whatever this says.
     train_wait: float | None = None
     # The port `python main.py` serves on (gunicorn binds $PORT itself, from the Procfile).
     port: int = 5000
@@ -187,7 +188,9 @@ class Config:
     heartbeat_seconds: float = 5.0
     lease_poll_seconds: float = 0.5  # how often a waiting learner asks for the lease (its takeover's delay)
     waiting_fresh_seconds: float = 10.0  # a `learn` process's "I wait for the lease" counts this long
-    shutdown_seconds: int = 20  # after SIGTERM, a `learn` process exits by then whatever hangs (Heroku kills at 30)
+    # After SIGTERM a process exits by then whatever hangs (Heroku kills at 30): a `learn` process by its alarm, a web
+    # by gunicorn's graceful_timeout (gunicorn.conf.py).
+    shutdown_seconds: int = 20
     # Database connections of a learner (a `learn` process, or an `all` web): its primary (lease, LISTEN and
     # queries) and one for the recorder and checkpoints beside it. One alone costs a crowd's labels (docs/heroku.md).
     learner_pool_size: int = 2
@@ -241,6 +244,21 @@ class Config:
     # How long an image link that /api/review signs for the operator works: the review page asks for new ones
     # whenever it reloads its queue, and a link copied out of it stops working soon.
     admin_image_seconds: int = 600
+    # The router's 30 s and restarts (issue 33)
+    # Heroku's router answers H12 for a request that sends no byte for 30 s: a request that waits for the learner (a
+    # train, an admin change) answers by this many seconds after it arrived, 202 (pending) if it is not learned yet;
+    # 10 s to spare for its storage writes, its queueing and the router's own hop.
+    answer_within_seconds: float = 20.0
+    # gunicorn's threads per web worker (gunicorn.conf.py). None: 20 for `all`, so that a crowd's group (max_group)
+    # can wait to be learned together with free_threads to spare; 8 for `serve`.
+    web_threads: int | None = None
+    # Threads of a web worker that no request may spend waiting for the learner: predictions and /healthz always find
+    # one, however many trains wait. A train beyond the others answers 202 at once; its entry is learned all the same.
+    free_threads: int = 4
+    # After SIGTERM the `all` web's learner stops between entries and writes its hand-over checkpoint within this
+    # long, else the process exits without one (the log holds every label: the next learner replays from the last
+    # checkpoint). Under shutdown_seconds, which is gunicorn's graceful_timeout: the worker ends before it is killed.
+    hand_over_seconds: float = 15.0
 
     def __post_init__(self) -> None:
         parse_rate_limits(self.rate_limits)  # a typo fails at boot, not as an unlimited service
@@ -277,7 +295,19 @@ class Config:
     def train_wait_seconds(self) -> float:
         if self.train_wait is not None:
             return self.train_wait
-        return 30.0 if self.role == "all" else 3.0
+        return self.answer_within_seconds if self.role == "all" else 3.0
+
+    @property
+    def threads(self) -> int:
+        """gunicorn's threads per web worker (web_threads, or its default for the role)."""
+        if self.web_threads is not None:
+            return self.web_threads
+        return self.max_group + self.free_threads if self.role == "all" else 8
+
+    @property
+    def max_waiting(self) -> int:
+        """How many requests of one web worker may wait for the learner at once."""
+        return max(0, self.threads - self.free_threads)
 
     @property
     def request_limits(self) -> dict[str, str]:

@@ -97,6 +97,10 @@ def close_apps(request):
 
     def tracked(*args, **kwargs) -> Flask:
         made.append(create_app(*args, **kwargs))
+        if made[-1].extensions.get("learner") is not None:
+            # An `all` app answers at once and replays the log on its learner's thread: the tests start from the
+            # replayed state (tests/processes/test_long_replay.py runs the boot that serves during its replay).
+            made[-1].extensions["learner"].wait_booted()
         return made[-1]
 
     with pytest.MonkeyPatch.context() as patch:

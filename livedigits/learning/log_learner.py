@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -122,6 +123,19 @@ class LogLearner(Following, Applying, Rebuilding, Checkpointing, Reporting):
         self.catch_up()
         self.booted_at, self.applied = self.version, 0
         self.group_from = self.version + 1
+
+    def restore(self) -> int:
+        """Take over without replaying (the `all` role, whose `run` then replays the log a step at a time: it
+        publishes its progress and stops between entries): the newest usable checkpoint, and the log's end as it
+        stands now, by one listing. New groups form only past that end. Returns that end's number."""
+        with self._lock:
+            self._restore()
+        head = self.journal.head_listed(self.version)
+        self.checked_at = time.time()  # it has looked at the log
+        self.head = max(self.head, head)
+        self.booted_at, self.applied = self.version, 0
+        self.group_from = head + 1
+        return head
 
     @property
     def models(self) -> dict:

@@ -6,13 +6,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from livedigits import threads
-from livedigits.learning.log_learner import LogLearner
 from livedigits.state import heldout
 from livedigits.state.database import Database, DatabaseError
 from livedigits.state.snapshot import Snapshot, publish_snapshot, write_pointer
 from livedigits.state.storage import Storage, StorageError
+
+if TYPE_CHECKING:  # TensorFlow: the `all` role's web imports this module before its learner loads (in_process.py)
+    from livedigits.learning.log_learner import LogLearner
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,11 @@
 """The operator's and the authors' changes to what the models learned from: reset, roll back, exclude and
-restore drawings, and undo one's own. Each is one log entry, so every process agrees on it."""
+restore drawings, and undo one's own. Each is one log entry, so every process agrees on it. Each waits for the
+learner as a train does (serving.waiting), and if the learner is busy or catching up it is answered "pending": the
+entry is durable, and /healthz's model_version reaches its number once it is applied."""
 
 from __future__ import annotations
+
+import time
 
 from livedigits.errors import InputError
 from livedigits.state import undo
@@ -11,17 +15,19 @@ from livedigits.state.journal import DRAWING_KINDS, MAX_SAMPLES_PER_ENTRY, Entry
 class Curating:
     """The part of the Server (serving.server) that appends curation entries and waits for the learner."""
 
-    def reset(self, source: str = "admin") -> int:
-        """Make the retrained models the originals again, for every process; returns the new version."""
-        return self._append_and_wait(Entry("reset", source=source))
+    def reset(self, source: str = "admin") -> dict:
+        """Make the retrained models the originals again, for every process: {"model_version": the entry's number,
+        "status": "applied" or "pending"}."""
+        return self._append_and_wait(Entry("reset", source=source), time.monotonic())
 
-    def rollback(self, target: int, source: str = "admin") -> int:
-        """Make the retrained models what they were at version `target`, for every process."""
+    def rollback(self, target: int, source: str = "admin") -> dict:
+        """Make the retrained models what they were at version `target`, for every process (as `reset` answers)."""
+        arrived = time.monotonic()
         self.refresh_head()
         head = max(self._head, self.snapshot.version)
         if not 0 <= target < head:
             raise InputError("invalid_version", f"Roll back to a version from 0 to {head - 1}.")
-        return self._append_and_wait(Entry("rollback", source=source, target=target))
+        return self._append_and_wait(Entry("rollback", source=source, target=target), arrived)
 
     def exclude(self, numbers: list[int], source: str = "admin") -> dict:
         """Take drawings out of the models, counts, accuracy figures and export, for every process: one log
@@ -34,6 +40,7 @@ class Curating:
         return self._change_exclusions("restore", numbers, source)
 
     def _change_exclusions(self, kind: str, numbers: list[int], source: str) -> dict:
+        arrived = time.monotonic()
         rows = self.check_drawings(numbers)
         excluded = {n for n, row in rows.items() if row["excluded"]}
         changed = sorted({n for n in numbers if (n in excluded) == (kind == "restore")})
@@ -41,7 +48,7 @@ class Curating:
         status, version = "unchanged", self.snapshot.version
         if changed:
             version = self.append(Entry(kind, source=source, samples=changed))
-            applied = self.wait_for(version, self.config.train_wait_seconds) is not None
+            applied = self.wait_learned(version, arrived, self.config.train_wait_seconds) is not None
             status = "applied" if applied else "pending"
         done = "excluded" if kind == "exclude" else "restored"
         return {
@@ -88,8 +95,8 @@ class Curating:
             self._undo_key = undo.undo_key(self.journal.storage, self.config.undo_secret)
         return self._undo_key
 
-    def _append_and_wait(self, entry: Entry) -> int:
+    def _append_and_wait(self, entry: Entry, arrived: float) -> dict:
         self.db.check()
         number = self.append(entry)
-        self.wait_for(number, self.config.train_wait_seconds)
-        return number
+        applied = self.wait_learned(number, arrived, self.config.train_wait_seconds) is not None
+        return {"model_version": number, "status": "applied" if applied else "pending"}

@@ -1,6 +1,6 @@
 """Following the learner: the served snapshot, swapped whole when a newer one is published (in memory by the
-`all` role's learner, or in storage and announced by the database), how far the log is ahead of it, and the
-wait of a train for the snapshot that includes it."""
+`all` role's learner, or in storage and announced by the database), and how far the log is ahead of it. The wait of
+a train for the snapshot that includes it: serving/waiting.py."""
 
 from __future__ import annotations
 
@@ -119,19 +119,6 @@ class Following:
             fast = self._waiting and not self.notified
             self._wake.wait(self.config.waiting_poll_seconds if fast else interval)
             self._wake.clear()
-
-    def wait_for(self, version: int, timeout: float) -> Snapshot | None:
-        """The served snapshot once it includes entry `version`, or None after `timeout` seconds."""
-        with self._changed:
-            self._waiting += 1
-            if not self.notified:
-                self._wake.set()  # poll faster while it waits; a notified process is told
-            try:
-                if self._changed.wait_for(lambda: self.snapshot.version >= version, timeout):
-                    return self.snapshot
-                return None
-            finally:
-                self._waiting -= 1
 
     def learning(self) -> dict:
         """How far the served models are behind the log, and whether the learner is alive."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from livedigits.pipeline.answers import select_answer, to_pixels, top_k
 from livedigits.pipeline.drawings import digit_to_text
 from livedigits.serving.curation import Curating
 from livedigits.serving.following import Following
+from livedigits.serving.waiting import Waiting
 from livedigits.state.database import LOG_CHANNEL, Database, DatabaseError
 from livedigits.state.figures import MODELS, VARIANTS, review_item
 from livedigits.state.inbox import Inbox
@@ -54,7 +56,7 @@ def load_detector(models_dir: Path) -> Detector | None:
     return Detector.load(path) if path.exists() else None
 
 
-class Server(Following, Curating):
+class Server(Following, Curating, Waiting):
     """Four models answering from the latest snapshot; safe to call from many threads.
 
     Readers take the current snapshot by one reference read, so a prediction never waits for a writer and
@@ -80,7 +82,8 @@ class Server(Following, Curating):
         self._changed = threading.Condition()
         self._head = 0  # the newest log entry this process knows of
         self._head_lock = threading.Lock()
-        self._waiting = 0  # trains waiting for a snapshot: the follower polls faster meanwhile
+        self._waiting = 0  # requests waiting for a snapshot (at most config.max_waiting): the follower polls faster
+        self._stopping = False  # SIGTERM came: no request waits any more
         self._learner_seen_at: float | None = None  # wall time of the learner's latest look at the log
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -145,9 +148,24 @@ class Server(Following, Curating):
             "status": "ok",
             "model_version": snapshot.version,
             **self.learning(),
+            "waiting": self.waiting,
             "degraded": snapshot.stats["degraded"],
             "database": self.db.state(),
         }
+
+    def serve_last_published(self) -> None:
+        """The `all` role at boot, while its own learner loads and replays the log on its thread: serve the last
+        published snapshot, know how far the log runs (by one listing: probing a long tail costs a request per entry),
+        and count the learner as alive from now. StorageError if the store cannot be read (the boot fails fast: the
+        learner could not start either); without the database it serves the shipped models meanwhile."""
+        self.saw_learner(time.time())
+        try:
+            self.poll_snapshot()
+        except DatabaseError as error:
+            logger.warning("serving without the last published snapshot for now: %s", error)
+        head = self.journal.head_listed(self.snapshot.version)
+        with self._changed:
+            self._head = max(self._head, head)
 
     def recent_samples(self) -> list[dict]:
         """The latest labelled drawings, newest first."""
@@ -183,12 +201,13 @@ class Server(Following, Curating):
 
         Learned: what the updated models say now. Not learned in time: the drawing is stored and pending.
         DatabaseError (503), with nothing stored, if the database does not answer."""
+        arrived = time.monotonic()
         self.db.check()
         entry = Entry("train", label, self.journal.store_drawing(png), source, strokes=strokes)
         number = self.append(entry, png, digit)
         sample_id = f"{number:010d}"
         taking_back = {"undo_token": self.undo_token(number), "undo_seconds": self.config.undo_seconds}
-        snapshot = self.wait_for(number, self.config.train_wait_seconds)
+        snapshot = self.wait_learned(number, arrived, self.config.train_wait_seconds)
         if snapshot is None:
             return {
                 "sample_id": sample_id,

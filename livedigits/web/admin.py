@@ -1,6 +1,10 @@
 """The operator's routes (Authorization: Bearer ADMIN_TOKEN): reset, roll back, review, exclude and restore
 drawings, export the dataset and the models. One budget for them all, which also slows token guessing, but for
-the exports: each builds a zip of megabytes, and has a smaller budget of its own."""
+the exports: each builds a zip of megabytes, and has a smaller budget of its own.
+
+A change of what the models learned from (reset, rollback, exclude, restore) is a log entry, durable before the
+answer. It is answered 200 once the learner has applied it, or 202 while the learner is busy or catching up (within
+Config.answer_within_seconds: Heroku's router gives up at 30), with the version at which it is done."""
 
 from __future__ import annotations
 
@@ -19,22 +23,36 @@ from livedigits.web.limits import limited
 
 admin = Blueprint("admin", __name__)
 
+IN_PROGRESS = (
+    "Accepted and in progress: the learner is busy or catching up. It is done when /healthz's model_version reaches {}."
+)
+
+
+def answered(change: dict, body: dict) -> tuple[Response, int]:
+    """200 with `body` once the learner has applied `change`; 202 while it is still to come, saying how to see it
+    done."""
+    if change["status"] != "pending":
+        return jsonify(body), 200
+    return jsonify({**body, "status": "pending", "message": IN_PROGRESS.format(change["model_version"])}), 202
+
 
 @admin.post("/api/admin/reset")
 @limited("admin")
-def admin_reset() -> Response:
+def admin_reset() -> tuple[Response, int]:
     require_admin()
-    return jsonify(model_version=server().reset())
+    change = server().reset()
+    return answered(change, {"model_version": change["model_version"]})
 
 
 @admin.post("/api/admin/rollback")
 @limited("admin")
-def admin_rollback() -> Response:
+def admin_rollback() -> tuple[Response, int]:
     require_admin()
     target = json_body().get("model_version")
     if not isinstance(target, int) or isinstance(target, bool):
         raise InputError("invalid_version", "Send the version to roll back to as an integer 'model_version'.")
-    return jsonify(model_version=server().rollback(target))
+    change = server().rollback(target)
+    return answered(change, {"model_version": change["model_version"]})
 
 
 @admin.get("/api/review")
@@ -55,16 +73,18 @@ def review() -> Response:
 
 @admin.post("/api/admin/exclude")
 @limited("admin")
-def admin_exclude() -> Response:
+def admin_exclude() -> tuple[Response, int]:
     require_admin()
-    return jsonify(server().exclude(sample_ids(json_body().get("sample_ids"))))
+    change = server().exclude(sample_ids(json_body().get("sample_ids")))
+    return answered(change, change)
 
 
 @admin.post("/api/admin/restore")
 @limited("admin")
-def admin_restore() -> Response:
+def admin_restore() -> tuple[Response, int]:
     require_admin()
-    return jsonify(server().restore(sample_ids(json_body().get("sample_ids"))))
+    change = server().restore(sample_ids(json_body().get("sample_ids")))
+    return answered(change, change)
 
 
 @admin.get("/api/samples/export")

@@ -65,6 +65,14 @@ def open_service(config: Config) -> tuple[Server, object | None]:
     return server, InProcessLearner(config, journal, db, server, inbox)
 
 
+def begin_shut_down(app: Flask) -> None:
+    """SIGTERM came (gunicorn.conf.py's handler; returns at once): requests waiting for the learner answer now, and
+    an `all` learner stops between entries and hands over on its own thread while the requests in flight finish."""
+    app.extensions["digits"].stop_waiting()
+    if app.extensions.get("learner") is not None:
+        app.extensions["learner"].begin_hand_over()
+
+
 def shut_down(app: Flask) -> None:
     """The web process is stopping (gunicorn's worker_exit, after SIGTERM): an `all` learner hands over."""
     if app.extensions.get("learner") is not None:

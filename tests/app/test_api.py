@@ -42,6 +42,7 @@ def test_health_and_pages(client):
         "log_version": 0,
         "behind": 0,
         "learner": "up_to_date",
+        "waiting": 0,
         "degraded": [],
         "database": {"state": "ok"},
     }

@@ -76,7 +76,8 @@ def test_serve_role_never_imports_tensorflow(tmp_path):
     assert report["unrequested"] == [], "add each new route to SERVE_EVERYTHING"
     assert report["loaded"] == []
     statuses = report["statuses"]
-    assert statuses.pop("train") == statuses.pop("hook3") == 202  # stored; no learner, so learning is pending
+    # Stored; no learner, so learning (and the reset: accepted, in progress) is pending.
+    assert statuses.pop("train") == statuses.pop("hook3") == statuses.pop("reset") == 202
     assert set(statuses.values()) == {200}, statuses
 
 

@@ -31,6 +31,7 @@ config = Config(storage_url=store, database_url=database_url, role=role, checkpo
 app = create_app(config)
 client = app.test_client()
 if role == "all":  # three labels waiting together: learned as one group (the recorder), then a checkpoint
+    app.extensions["learner"].wait_booted()  # it loads on its own thread
     learner = app.extensions["learner"].learner
     posts = [threading.Thread(target=client.post, args=("/api/train",), kwargs={"json": {"image": image, "label": 1}})
              for _ in range(3)]
