@@ -219,6 +219,15 @@ class Config:
     db_connect_timeout: float = 3.0  # seconds: a request never hangs on an absent database
     # --- exports and migrations ---
     parallel_reads: int = 8  # concurrent reads of the store (S3 answers each GET in tens of ms)
+    # Bounded inputs (issue 33)
+    # Pixels a drawing may decode to, read from its header before any is decoded (its sides stay within
+    # MAX_IMAGE_SIDE too). The page sends 280x280 and a phone canvas at 3x density is ~1000x1000: 2048x2048
+    # leaves a tablet's full-screen canvas room, and holds a decode to 16 MB of RGBA.
+    max_image_pixels: int = 2048 * 2048
+    # Drawings are stored greyscale, their longer side at most this: a model needs 28x28 (a 20x20 box), and 512
+    # keeps a drawing legible for review. The page sends 280x280, stored as it is; a 4096x4096 JPEG of noise
+    # would otherwise be a 14 MB PNG, and this bounds any to 256 kB of pixels.
+    stored_side: int = 512
 
     def __post_init__(self) -> None:
         parse_rate_limits(self.rate_limits)  # a typo fails at boot, not as an unlimited service

@@ -5,10 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, url_for
 
 from livedigits.errors import InputError
-from livedigits.pipeline.drawings import decode_digit, decode_drawing
 from livedigits.serving.stats import build_stats
 from livedigits.web.current import server
-from livedigits.web.inputs import json_body, parse_label, parse_strokes
+from livedigits.web.inputs import json_body, parse_digit, parse_drawing, parse_label, parse_strokes
 from livedigits.web.limits import limited, unlimited
 
 api = Blueprint("api", __name__)
@@ -17,7 +16,7 @@ api = Blueprint("api", __name__)
 @api.post("/api/predict")
 @limited("predict")
 def predict() -> Response:
-    digit = decode_digit(json_body().get("image"))
+    digit = parse_digit(json_body().get("image"))
     return jsonify(server().predict(digit))
 
 
@@ -28,7 +27,7 @@ def train() -> tuple[Response, int]:
     body = json_body()
     label = parse_label(body.get("label"))
     strokes = parse_strokes(body.get("strokes"))
-    digit, png = decode_drawing(body.get("image"))
+    digit, png = parse_drawing(body.get("image"))
     answer, learned = server().train(digit, png, label, strokes, source="api/train")
     return jsonify(answer), 200 if learned else 202
 
@@ -43,7 +42,7 @@ def undo_train() -> Response:
 @api.post("/api/internals")
 @limited("predict")
 def internals() -> Response:
-    digit = decode_digit(json_body().get("image"))
+    digit = parse_digit(json_body().get("image"))
     return jsonify(server().internals(digit))
 
 

@@ -7,9 +7,12 @@ import hmac
 import math
 import re
 
+import numpy as np
 from flask import request
+from PIL import Image
 
 from livedigits.errors import InputError
+from livedigits.pipeline.drawings import decode_grey, digit_of, drawing_of
 from livedigits.web.current import config
 
 
@@ -28,6 +31,23 @@ def form_field(name: str) -> str:
     if value is None:
         raise InputError("missing_field", f"The form field '{name}' is required.")
     return value
+
+
+def parse_digit(value: object) -> np.ndarray:
+    """A drawing sent to be read: the (28, 28) digit the models see."""
+    return digit_of(decoded(value))
+
+
+def parse_drawing(value: object) -> tuple[np.ndarray, bytes]:
+    """A drawing sent to be kept: its (28, 28) digit and the PNG to store."""
+    return drawing_of(decoded(value))
+
+
+def decoded(value: object) -> Image.Image:
+    """The drawing in greyscale within Config.stored_side; what it costs to decode grows with its area, which
+    Config.max_image_pixels bounds."""
+    settings = config()
+    return decode_grey(value, settings.max_image_pixels, settings.stored_side)
 
 
 def parse_strokes(value: object) -> list | None:

@@ -1,0 +1,62 @@
+"""Bounded inputs over HTTP (issue 33): a drawing over the area is refused on every route and changes nothing; a
+large drawing is stored bounded."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+from drawings import canvas_of
+from PIL import Image
+
+
+def png_url(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def stored(store) -> list:
+    """The log's entries and the drawings: what a refused request must not add."""
+    return sorted([*store.glob("log/*"), *store.glob("drawings/*")])
+
+
+def error_of(response) -> tuple[int, str, str]:
+    body = response.get_json()
+    return response.status_code, body["error"], body["message"]
+
+
+OVER_THE_AREA = png_url(Image.new("L", (2049, 2048), 255))
+TOO_LARGE = (
+    413,
+    "image_too_large",
+    "The drawing is 2049x2048 pixels (4,196,352); at most 4,194,304 pixels (2048x2048) are accepted.",
+)
+
+
+@pytest.mark.parametrize(
+    ("route", "kwargs"),
+    [
+        ("/api/predict", {"json": {"image": OVER_THE_AREA}}),
+        ("/api/train", {"json": {"image": OVER_THE_AREA, "label": 1}}),
+        ("/api/internals", {"json": {"image": OVER_THE_AREA}}),
+        ("/hook", {"data": {"imageBase64": OVER_THE_AREA, "digit": "1"}}),
+        ("/hook2", {"data": {"imageBase64": OVER_THE_AREA}}),
+        ("/hook3", {"data": {"imageBase64": OVER_THE_AREA, "digit": "1"}}),
+    ],
+)
+def test_a_drawing_over_the_area_is_refused_on_every_route(client, store, route, kwargs):
+    assert error_of(client.post(route, **kwargs)) == TOO_LARGE
+    assert stored(store) == []
+
+
+def test_a_large_drawing_is_stored_greyscale_within_the_stored_side(client, store, mnist_test):
+    image = canvas_of(mnist_test[0][0], 2048, transparent=True)
+    response = client.post("/api/train", json={"image": png_url(image), "label": int(mnist_test[1][0])})
+    assert response.status_code == 200
+    (drawing,) = (store / "drawings").glob("*.png")
+    kept = Image.open(drawing)
+    assert kept.mode == "L" and kept.size == (512, 512) and drawing.stat().st_size < 1024 * 1024
+    served = client.get(f"/api/samples/{int(response.get_json()['sample_id'])}.png")
+    assert served.data == drawing.read_bytes()
