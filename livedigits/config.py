@@ -224,6 +224,12 @@ class Config:
     # MAX_IMAGE_SIDE too). The page sends 280x280 and a phone canvas at 3x density is ~1000x1000: 2048x2048
     # leaves a tablet's full-screen canvas room, and holds a decode to 16 MB of RGBA.
     max_image_pixels: int = 2048 * 2048
+    # Drawings decoded at once per process; the rest wait their turn. Decoding is CPU-bound and a dyno has about
+    # two cores' share (cpu_share): more at once would finish no sooner, and would hold more pixels.
+    decode_slots: int = 2
+    # How long a request waits for a slot before it is answered 503 "busy": a burst of the largest drawings drains
+    # in a few seconds, an ordinary one decodes in ~1 ms; well under the router's 30 s (H12).
+    decode_wait_seconds: float = 10.0
     # Drawings are stored greyscale, their longer side at most this: a model needs 28x28 (a 20x20 box), and 512
     # keeps a drawing legible for review. The page sends 280x280, stored as it is; a 4096x4096 JPEG of noise
     # would otherwise be a 14 MB PNG, and this bounds any to 256 kB of pixels.

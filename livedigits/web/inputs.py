@@ -3,12 +3,15 @@ once to a 4xx JSON answer (livedigits.web.errors)."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import math
 import re
+import threading
+from collections.abc import Iterator
 
 import numpy as np
-from flask import request
+from flask import current_app, request
 from PIL import Image
 
 from livedigits.errors import InputError
@@ -44,10 +47,31 @@ def parse_drawing(value: object) -> tuple[np.ndarray, bytes]:
 
 
 def decoded(value: object) -> Image.Image:
-    """The drawing in greyscale within Config.stored_side; what it costs to decode grows with its area, which
-    Config.max_image_pixels bounds."""
+    """The drawing in greyscale within Config.stored_side, decoded in one of the process's few slots.
+
+    What a drawing costs before it is shrunk grows with its area (Config.max_image_pixels bounds it); the slots
+    bound how many are that large at once.
+    """
     settings = config()
-    return decode_grey(value, settings.max_image_pixels, settings.stored_side)
+    with decode_slot():
+        return decode_grey(value, settings.max_image_pixels, settings.stored_side)
+
+
+@contextlib.contextmanager
+def decode_slot() -> Iterator[None]:
+    """One of the process's Config.decode_slots, waited for at most Config.decode_wait_seconds (then 503 busy)."""
+    settings = config()
+    slots = current_app.extensions.get("decode_slots")
+    if slots is None:  # made with the app's first drawing; setdefault keeps the first of two racing threads'
+        slots = current_app.extensions.setdefault("decode_slots", threading.BoundedSemaphore(settings.decode_slots))
+    if not slots.acquire(timeout=settings.decode_wait_seconds):
+        raise InputError(
+            "busy", "The server is busy reading other drawings; nothing was done. Try again in a few seconds.", 503
+        )
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 def parse_strokes(value: object) -> list | None:

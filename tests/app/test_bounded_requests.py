@@ -1,14 +1,21 @@
-"""Bounded inputs over HTTP (issue 33): a drawing over the area is refused on every route and changes nothing; a
-large drawing is stored bounded."""
+"""Bounded inputs over HTTP (issue 33): a drawing over the area, and a request that finds every decode slot taken,
+are each refused with their code and change nothing; a large drawing is stored bounded."""
 
 from __future__ import annotations
 
 import base64
 import io
 
+import numpy as np
 import pytest
-from drawings import canvas_of
+from conftest import create_app
+from drawings import canvas_of, stroke_canvas, to_data_url
 from PIL import Image
+
+from livedigits.config import Config
+from livedigits.web.inputs import decode_slot
+
+ONE = to_data_url(stroke_canvas([(140, 40), (140, 240)]))
 
 
 def png_url(image: Image.Image) -> str:
@@ -60,3 +67,16 @@ def test_a_large_drawing_is_stored_greyscale_within_the_stored_side(client, stor
     assert kept.mode == "L" and kept.size == (512, 512) and drawing.stat().st_size < 1024 * 1024
     served = client.get(f"/api/samples/{int(response.get_json()['sample_id'])}.png")
     assert served.data == drawing.read_bytes()
+
+
+def test_a_drawing_that_finds_every_slot_taken_is_answered_busy_and_changes_nothing(store):
+    app = create_app(Config(storage_url=str(store), sync_interval=0.0, decode_slots=1, decode_wait_seconds=0.2))
+    client = app.test_client()
+    busy = (503, "busy", "The server is busy reading other drawings; nothing was done. Try again in a few seconds.")
+    with app.test_request_context(), decode_slot():  # the one slot held, as by a large drawing decoding
+        assert error_of(client.post("/api/predict", json={"image": ONE})) == busy
+        assert error_of(client.post("/api/train", json={"image": ONE, "label": 1})) == busy
+        assert error_of(client.post("/hook2", data={"imageBase64": ONE})) == busy
+    assert stored(store) == [] and client.get("/healthz").get_json()["model_version"] == 0
+    assert client.post("/api/predict", json={"image": ONE}).status_code == 200  # the slot is free again
+    assert np.array(client.post("/api/predict", json={"image": ONE}).get_json()["preprocessed"]).shape == (28, 28)
