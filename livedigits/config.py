@@ -234,6 +234,12 @@ class Config:
     # keeps a drawing legible for review. The page sends 280x280, stored as it is; a 4096x4096 JPEG of noise
     # would otherwise be a 14 MB PNG, and this bounds any to 256 kB of pixels.
     stored_side: int = 512
+    # Strokes kept with a label (besides max_stroke_points): a digit takes 1 to 4, a scribbled-over one a few
+    # dozen; coordinates are the drawing's pixels (|x|, |y| within its longest side); t_ms counts from the first
+    # point, and a drawing takes seconds (an hour is plenty).
+    max_strokes: int = 256
+    max_stroke_coordinate: float = 4096.0
+    max_stroke_ms: int = 3_600_000
 
     def __post_init__(self) -> None:
         parse_rate_limits(self.rate_limits)  # a typo fails at boot, not as an unlimited service

@@ -75,19 +75,36 @@ def decode_slot() -> Iterator[None]:
 
 
 def parse_strokes(value: object) -> list | None:
-    """Optional strokes: [[[x, y, t_ms], ...], ...] of numbers, kept with the entry's metadata."""
+    """Optional strokes: [[[x, y, t_ms], ...], ...] of numbers, kept with the entry's metadata.
+
+    Bounded in count (Config.max_strokes and max_stroke_points) and in size: |x| and |y| within
+    Config.max_stroke_coordinate, t_ms from 0 to Config.max_stroke_ms.
+    """
     if value is None:
         return None
+    settings = config()
     message = "'strokes' must be a list of strokes, each a list of [x, y, t_ms] numbers."
     if not isinstance(value, list) or not all(isinstance(stroke, list) for stroke in value):
         raise InputError("invalid_strokes", message)
+    if len(value) > settings.max_strokes:
+        raise InputError("invalid_strokes", f"At most {settings.max_strokes} strokes are kept; {len(value)} were sent.")
     points = [point for stroke in value for point in stroke]
-    most = config().max_stroke_points
+    most = settings.max_stroke_points
     if len(points) > most:
         raise InputError("invalid_strokes", f"At most {most} stroke points are kept.")
     for point in points:
         if not (isinstance(point, list) and len(point) == 3 and all(is_finite_number(v) for v in point)):
             raise InputError("invalid_strokes", message)
+    reach, longest = settings.max_stroke_coordinate, settings.max_stroke_ms
+    for x, y, t_ms in points:
+        if abs(x) > reach or abs(y) > reach:
+            raise InputError(
+                "invalid_strokes", f"Stroke coordinates are the drawing's pixels: |x| and |y| at most {reach:g}."
+            )
+        if not 0 <= t_ms <= longest:
+            raise InputError(
+                "invalid_strokes", f"t_ms counts milliseconds from the drawing's first point: 0 to {longest:,}."
+            )
     return value
 
 

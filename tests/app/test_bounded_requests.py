@@ -1,10 +1,11 @@
-"""Bounded inputs over HTTP (issue 33): a drawing over the area, and a request that finds every decode slot taken,
-are each refused with their code and change nothing; a large drawing is stored bounded."""
+"""Bounded inputs over HTTP (issue 33): a drawing over the area, strokes over a cap, and a request that finds every
+decode slot taken are each refused with their code, and change nothing; a large drawing is stored bounded."""
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 
 import numpy as np
 import pytest
@@ -55,6 +56,21 @@ TOO_LARGE = (
 )
 def test_a_drawing_over_the_area_is_refused_on_every_route(client, store, route, kwargs):
     assert error_of(client.post(route, **kwargs)) == TOO_LARGE
+    assert stored(store) == []
+
+
+@pytest.mark.parametrize(
+    ("strokes", "message"),
+    [
+        ([[]] * 650_000, "At most 256 strokes are kept; 650000 were sent."),
+        ([[[10**4000, 1, 2]]], "Stroke coordinates are the drawing's pixels: |x| and |y| at most 4096."),
+        ([[[1, 2, -5]]], "t_ms counts milliseconds from the drawing's first point: 0 to 3,600,000."),
+    ],
+)
+def test_strokes_over_a_cap_are_refused_and_store_nothing(client, store, strokes, message):
+    body = json.dumps({"image": ONE, "label": 1, "strokes": strokes}, separators=(",", ":"))  # 650,000 in 2 MB
+    response = client.post("/api/train", data=body, content_type="application/json")
+    assert error_of(response) == (400, "invalid_strokes", message)
     assert stored(store) == []
 
 

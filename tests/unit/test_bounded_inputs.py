@@ -1,16 +1,19 @@
-"""Every request's cost is bounded (issue 33): a drawing's area is checked from its header, and the drawing stored is
-greyscale within Config.stored_side (and still gives the digit it would have at full size). The same limits over
-HTTP: tests/app/test_bounded_requests.py."""
+"""Every request's cost is bounded (issue 33): a drawing's area is checked from its header, the drawing stored is
+greyscale within Config.stored_side (and still gives the digit it would have at full size), and strokes are capped
+in count and in the size of each number. The same limits over HTTP, and a process's decode slots:
+tests/app/test_bounded_requests.py; memory under a burst: tests/processes/test_memory_burst.py."""
 
 from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from conftest import ROOT
 from drawings import canvas_of, to_data_url
+from flask import Flask
 from PIL import Image
 
 from livedigits.config import Config
@@ -27,6 +30,7 @@ from livedigits.pipeline.drawings import (
     ink_from_grey,
     preprocess,
 )
+from livedigits.web.inputs import parse_strokes
 
 LIMIT = Config.max_image_pixels  # 2048 x 2048
 
@@ -138,3 +142,46 @@ def test_compositing_by_strips_is_compositing_the_whole():
     rgba = Image.fromarray(rng.integers(0, 256, (1037, 613, 4), dtype=np.uint8), "RGBA")  # rows: not strips' multiple
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     assert np.array_equal(np.asarray(flatten(rgba)), np.asarray(Image.alpha_composite(white, rgba).convert("L")))
+
+
+# --- strokes ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def limits() -> Iterator[Config]:
+    """parse_strokes reads the app's configuration: an app with nothing but that."""
+    app = Flask(__name__)
+    app.extensions["config"] = config = Config()
+    with app.app_context():
+        yield config
+
+
+def stroke_refusal(strokes: object) -> InputError:
+    with pytest.raises(InputError) as caught:
+        parse_strokes(strokes)
+    assert caught.value.code == "invalid_strokes" and caught.value.status == 400
+    return caught.value
+
+
+def test_strokes_within_every_cap_are_kept(limits):
+    reach, longest = limits.max_stroke_coordinate, limits.max_stroke_ms
+    strokes = [[[-reach, reach, 0], [0.5, 280, longest]]] + [[[1, 2, 3]]] * (limits.max_strokes - 1)
+    assert parse_strokes(strokes) == strokes
+    assert parse_strokes([[]] * limits.max_strokes) == [[]] * limits.max_strokes
+
+
+def test_strokes_are_capped_in_count(limits):
+    assert stroke_refusal([[]] * 650_000).message == "At most 256 strokes are kept; 650000 were sent."
+    assert "At most 256 strokes" in stroke_refusal([[[1, 2, 3]]] * 257).message
+
+
+def test_stroke_coordinates_are_capped_in_size(limits):
+    message = "Stroke coordinates are the drawing's pixels: |x| and |y| at most 4096."
+    for point in ([4096.5, 0, 0], [0, -5000, 0], [10**4000, 0, 0], [0, 1e308, 0]):
+        assert stroke_refusal([[[1, 2, 3], point]]).message == message
+
+
+def test_stroke_times_are_bounded(limits):
+    message = "t_ms counts milliseconds from the drawing's first point: 0 to 3,600,000."
+    for t_ms in (-1, 3_600_001, 1.7e12):
+        assert stroke_refusal([[[1, 2, t_ms]]]).message == message
