@@ -259,6 +259,27 @@ class Config:
     # long, else the process exits without one (the log holds every label: the next learner replays from the last
     # checkpoint). Under shutdown_seconds, which is gunicorn's graceful_timeout: the worker ends before it is killed.
     hand_over_seconds: float = 15.0
+    # Bounded inputs (issue 33)
+    # Pixels a drawing may decode to, read from its header before any is decoded (its sides stay within
+    # MAX_IMAGE_SIDE too). The page sends 280x280 and a phone canvas at 3x density is ~1000x1000: 2048x2048
+    # leaves a tablet's full-screen canvas room, and holds a decode to 16 MB of RGBA.
+    max_image_pixels: int = 2048 * 2048
+    # Drawings decoded at once per process; the rest wait their turn. Decoding is CPU-bound and a dyno has about
+    # two cores' share (cpu_share): more at once would finish no sooner, and would hold more pixels.
+    decode_slots: int = 2
+    # How long a request waits for a slot before it is answered 503 "busy": a burst of the largest drawings drains
+    # in a few seconds, an ordinary one decodes in ~1 ms; well under the router's 30 s (H12).
+    decode_wait_seconds: float = 10.0
+    # Drawings are stored greyscale, their longer side at most this: a model needs 28x28 (a 20x20 box), and 512
+    # keeps a drawing legible for review. The page sends 280x280, stored as it is; a 4096x4096 JPEG of noise
+    # would otherwise be a 14 MB PNG, and this bounds any to 256 kB of pixels.
+    stored_side: int = 512
+    # Strokes kept with a label (besides max_stroke_points): a digit takes 1 to 4, a scribbled-over one a few
+    # dozen; coordinates are the drawing's pixels (|x|, |y| within its longest side); t_ms counts from the first
+    # point, and a drawing takes seconds (an hour is plenty).
+    max_strokes: int = 256
+    max_stroke_coordinate: float = 4096.0
+    max_stroke_ms: int = 3_600_000
 
     def __post_init__(self) -> None:
         parse_rate_limits(self.rate_limits)  # a typo fails at boot, not as an unlimited service

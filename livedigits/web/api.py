@@ -5,12 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from livedigits.errors import InputError
-from livedigits.pipeline.drawings import decode_digit, decode_drawing
 from livedigits.serving.stats import build_stats
 from livedigits.serving.visibility import visible_drawing
 from livedigits.web.current import server
 from livedigits.web.images import asked_by_operator, cache_control
-from livedigits.web.inputs import json_body, parse_label, parse_strokes, sample_number
+from livedigits.web.inputs import json_body, parse_digit, parse_drawing, parse_label, parse_strokes, sample_number
 from livedigits.web.limits import limited, unlimited
 
 api = Blueprint("api", __name__)
@@ -19,7 +18,7 @@ api = Blueprint("api", __name__)
 @api.post("/api/predict")
 @limited("predict")
 def predict() -> Response:
-    digit = decode_digit(json_body().get("image"))
+    digit = parse_digit(json_body().get("image"))
     return jsonify(server().predict(digit))
 
 
@@ -30,7 +29,7 @@ def train() -> tuple[Response, int]:
     body = json_body()
     label = parse_label(body.get("label"))
     strokes = parse_strokes(body.get("strokes"))
-    digit, png = decode_drawing(body.get("image"))
+    digit, png = parse_drawing(body.get("image"))
     answer, learned = server().train(digit, png, label, strokes, source="api/train")
     return jsonify(answer), 200 if learned else 202
 
@@ -45,7 +44,7 @@ def undo_train() -> Response:
 @api.post("/api/internals")
 @limited("predict")
 def internals() -> Response:
-    digit = decode_digit(json_body().get("image"))
+    digit = parse_digit(json_body().get("image"))
     return jsonify(server().internals(digit))
 
 

@@ -3,14 +3,20 @@ once to a 4xx JSON answer (livedigits.web.errors)."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import math
 import re
+import threading
 import unicodedata
+from collections.abc import Iterator
 
-from flask import request
+import numpy as np
+from flask import current_app, request
+from PIL import Image
 
 from livedigits.errors import InputError
+from livedigits.pipeline.drawings import decode_grey, digit_of, drawing_of
 from livedigits.web.current import config
 
 
@@ -31,20 +37,75 @@ def form_field(name: str) -> str:
     return value
 
 
+def parse_digit(value: object) -> np.ndarray:
+    """A drawing sent to be read: the (28, 28) digit the models see."""
+    return digit_of(decoded(value))
+
+
+def parse_drawing(value: object) -> tuple[np.ndarray, bytes]:
+    """A drawing sent to be kept: its (28, 28) digit and the PNG to store."""
+    return drawing_of(decoded(value))
+
+
+def decoded(value: object) -> Image.Image:
+    """The drawing in greyscale within Config.stored_side, decoded in one of the process's few slots.
+
+    What a drawing costs before it is shrunk grows with its area (Config.max_image_pixels bounds it); the slots
+    bound how many are that large at once.
+    """
+    settings = config()
+    with decode_slot():
+        return decode_grey(value, settings.max_image_pixels, settings.stored_side)
+
+
+@contextlib.contextmanager
+def decode_slot() -> Iterator[None]:
+    """One of the process's Config.decode_slots, waited for at most Config.decode_wait_seconds (then 503 busy)."""
+    settings = config()
+    slots = current_app.extensions.get("decode_slots")
+    if slots is None:  # made with the app's first drawing; setdefault keeps the first of two racing threads'
+        slots = current_app.extensions.setdefault("decode_slots", threading.BoundedSemaphore(settings.decode_slots))
+    if not slots.acquire(timeout=settings.decode_wait_seconds):
+        raise InputError(
+            "busy", "The server is busy reading other drawings; nothing was done. Try again in a few seconds.", 503
+        )
+    try:
+        yield
+    finally:
+        slots.release()
+
+
 def parse_strokes(value: object) -> list | None:
-    """Optional strokes: [[[x, y, t_ms], ...], ...] of numbers, kept with the entry's metadata."""
+    """Optional strokes: [[[x, y, t_ms], ...], ...] of numbers, kept with the entry's metadata.
+
+    Bounded in count (Config.max_strokes and max_stroke_points) and in size: |x| and |y| within
+    Config.max_stroke_coordinate, t_ms from 0 to Config.max_stroke_ms.
+    """
     if value is None:
         return None
+    settings = config()
     message = "'strokes' must be a list of strokes, each a list of [x, y, t_ms] numbers."
     if not isinstance(value, list) or not all(isinstance(stroke, list) for stroke in value):
         raise InputError("invalid_strokes", message)
+    if len(value) > settings.max_strokes:
+        raise InputError("invalid_strokes", f"At most {settings.max_strokes} strokes are kept; {len(value)} were sent.")
     points = [point for stroke in value for point in stroke]
-    most = config().max_stroke_points
+    most = settings.max_stroke_points
     if len(points) > most:
         raise InputError("invalid_strokes", f"At most {most} stroke points are kept.")
     for point in points:
         if not (isinstance(point, list) and len(point) == 3 and all(is_finite_number(v) for v in point)):
             raise InputError("invalid_strokes", message)
+    reach, longest = settings.max_stroke_coordinate, settings.max_stroke_ms
+    for x, y, t_ms in points:
+        if abs(x) > reach or abs(y) > reach:
+            raise InputError(
+                "invalid_strokes", f"Stroke coordinates are the drawing's pixels: |x| and |y| at most {reach:g}."
+            )
+        if not 0 <= t_ms <= longest:
+            raise InputError(
+                "invalid_strokes", f"t_ms counts milliseconds from the drawing's first point: 0 to {longest:,}."
+            )
     return value
 
 

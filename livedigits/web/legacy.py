@@ -8,9 +8,9 @@ from flask import Blueprint, Response, jsonify
 
 from livedigits.errors import InputError
 from livedigits.pipeline.answers import CANT_RECOGNIZE, legacy_top3
-from livedigits.pipeline.drawings import decode_digit, decode_drawing, digit_from_pixels
+from livedigits.pipeline.drawings import digit_from_pixels
 from livedigits.web.current import server
-from livedigits.web.inputs import form_field, json_body, parse_label
+from livedigits.web.inputs import form_field, json_body, parse_digit, parse_drawing, parse_label
 from livedigits.web.limits import limited
 
 legacy = Blueprint("legacy", __name__)
@@ -22,7 +22,7 @@ LEGACY_ROUTES = r"^/(hook|hook2|hook3|estimate)$"
 @limited("train")
 def hook_collect() -> Response:
     label = parse_label(form_field("digit"))
-    _, png = decode_drawing(form_field("imageBase64"))
+    _, png = parse_drawing(form_field("imageBase64"))
     name = server().collect(png, label, source="hook")
     return Response(f"Image saved successfully with the name {name}", mimetype="text/plain")
 
@@ -31,7 +31,7 @@ def hook_collect() -> Response:
 @limited("predict")
 def hook_predict() -> Response:
     try:
-        digit = decode_digit(form_field("imageBase64"))
+        digit = parse_digit(form_field("imageBase64"))
     except InputError as error:
         if error.code != "empty_drawing":
             raise
@@ -54,7 +54,7 @@ def hook_predict() -> Response:
 @limited("train")
 def hook_train() -> Response:
     label = parse_label(form_field("digit"))
-    digit, png = decode_drawing(form_field("imageBase64"))
+    digit, png = parse_drawing(form_field("imageBase64"))
     _, learned = server().train(digit, png, label, source="hook3")
     if not learned:
         return Response("Stored; learning is pending", status=202, mimetype="text/plain")

@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def procfile_command(kind: str = "web") -> str:
-    for line in (ROOT / "Procfile").read_text().splitlines():
+def procfile_command(kind: str = "web", root: Path = ROOT) -> str:
+    for line in (root / "Procfile").read_text().splitlines():
         if line.startswith(f"{kind}:"):
             return line.removeprefix(f"{kind}:").strip()
     raise AssertionError(f"Procfile has no {kind}: line")
@@ -53,8 +53,9 @@ class Server:
     ):
         """`gunicorn_args` go after the Procfile's own (the last of a repeated flag wins): `--workers 2`.
         `kind="worker"` runs the Procfile's learner instead (no HTTP: only `kill` and `resident_mb` apply).
-        `cwd`: the project folder to run in (a dyno's own copy). `only`: the process sees `env` and PATH, HOME and
-        PORT alone, as a dyno sees its config vars, instead of this process's environment as well."""
+        `cwd`: the project folder to run in, and whose Procfile to run (a dyno's own copy, or the code before a
+        change). `only`: the process sees `env` and PATH, HOME and PORT alone, as a dyno sees its config vars, instead
+        of this process's environment as well."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         base = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/")} if only else os.environ
@@ -69,7 +70,7 @@ class Server:
         # Its output, kept for the message of a process that exits: what a failed boot said.
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (the child writes it for its whole life)
         self.process = subprocess.Popen(
-            ["bash", "-c", f"exec {procfile_command(kind)} {gunicorn_args}"],
+            ["bash", "-c", f"exec {procfile_command(kind, cwd)} {gunicorn_args}"],
             cwd=cwd,
             env=full_env,
             start_new_session=True,
