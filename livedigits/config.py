@@ -337,43 +337,48 @@ class Config:
 
     @classmethod
     def from_env(cls) -> Config:
-        env = os.environ
-        defaults = cls()
-        storage_url, credentials = env.get("STORAGE_URL"), None
-        if not storage_url and env.get("BUCKETEER_BUCKET_NAME"):  # Heroku's Bucketeer add-on: its bucket, its keys
-            storage_url = f"s3://{env['BUCKETEER_BUCKET_NAME']}"
-            credentials = S3Credentials(
-                env.get("BUCKETEER_AWS_ACCESS_KEY_ID", ""),
-                env.get("BUCKETEER_AWS_SECRET_ACCESS_KEY", ""),
-                env.get("BUCKETEER_AWS_REGION") or None,
-            )
-        on_dyno = bool(env.get("DYNO"))
-        return cls(
-            storage_url=storage_url or defaults.storage_url,
-            s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
-            s3_credentials=credentials,
-            database_url=env.get("DATABASE_URL") or None,
-            models_dir=Path(env.get("MODELS_DIR") or defaults.models_dir),
-            admin_token=env.get("ADMIN_TOKEN") or None,
-            undo_secret=env.get("UNDO_SECRET") or None,
-            checkpoint_every=int(env.get("CHECKPOINT_EVERY") or defaults.checkpoint_every),
-            sync_interval=float(env.get("SYNC_INTERVAL") or defaults.sync_interval),
-            role=(env.get("ROLE") or defaults.role).strip().lower(),
-            learn_interval=float(env.get("LEARN_INTERVAL") or defaults.learn_interval),
-            train_wait=float(env["TRAIN_WAIT"]) if env.get("TRAIN_WAIT") else None,
-            port=int(env.get("PORT") or defaults.port),
-            rate_limits=env.get("RATE_LIMITS") or defaults.rate_limits,
-            # Attaching Heroku's Key-Value Store sets REDIS_URL: a fleet then shares its limits unasked.
-            rate_limit_storage=env.get("RATE_LIMIT_STORAGE")
-            or (unverified_tls(env["REDIS_URL"]) if env.get("REDIS_URL") else defaults.rate_limit_storage),
-            trusted_proxies=int(env.get("TRUSTED_PROXIES") or (1 if on_dyno else 0)),
-            cors_origins=env.get("CORS_ORIGINS") or defaults.cors_origins,
-            cpu_threads=int(env.get("CPU_THREADS") or cpu_share(on_dyno, os.cpu_count() or 1, memory_limit())),
-            on_dyno=on_dyno,
-            ephemeral_disk=env.get("EPHEMERAL_DISK", "").strip().lower() in ("1", "true", "yes"),
-            pg_connection_limit=int(env.get("PG_CONNECTION_LIMIT") or defaults.pg_connection_limit),
-            redis_connection_limit=int(env.get("REDIS_CONNECTION_LIMIT") or defaults.redis_connection_limit),
-            web_dynos=int(env.get("WEB_DYNOS") or defaults.web_dynos),
-            web_concurrency=int(env.get("WEB_CONCURRENCY") or defaults.web_concurrency),
-            worker_dynos=int(env.get("WORKER_DYNOS") or defaults.worker_dynos),
+        """What the environment says (the only reader of it: `_from_env`, below the class)."""
+        return _from_env(cls)
+
+
+def _from_env(cls: type[Config]) -> Config:
+    env = os.environ
+    defaults = cls()
+    storage_url, credentials = env.get("STORAGE_URL"), None
+    if not storage_url and env.get("BUCKETEER_BUCKET_NAME"):  # Heroku's Bucketeer add-on: its bucket, its keys
+        storage_url = f"s3://{env['BUCKETEER_BUCKET_NAME']}"
+        credentials = S3Credentials(
+            env.get("BUCKETEER_AWS_ACCESS_KEY_ID", ""),
+            env.get("BUCKETEER_AWS_SECRET_ACCESS_KEY", ""),
+            env.get("BUCKETEER_AWS_REGION") or None,
         )
+    on_dyno = bool(env.get("DYNO"))
+    return cls(
+        storage_url=storage_url or defaults.storage_url,
+        s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
+        s3_credentials=credentials,
+        database_url=env.get("DATABASE_URL") or None,
+        models_dir=Path(env.get("MODELS_DIR") or defaults.models_dir),
+        admin_token=env.get("ADMIN_TOKEN") or None,
+        undo_secret=env.get("UNDO_SECRET") or None,
+        checkpoint_every=int(env.get("CHECKPOINT_EVERY") or defaults.checkpoint_every),
+        sync_interval=float(env.get("SYNC_INTERVAL") or defaults.sync_interval),
+        role=(env.get("ROLE") or defaults.role).strip().lower(),
+        learn_interval=float(env.get("LEARN_INTERVAL") or defaults.learn_interval),
+        train_wait=float(env["TRAIN_WAIT"]) if env.get("TRAIN_WAIT") else None,
+        port=int(env.get("PORT") or defaults.port),
+        rate_limits=env.get("RATE_LIMITS") or defaults.rate_limits,
+        # Attaching Heroku's Key-Value Store sets REDIS_URL: a fleet then shares its limits unasked.
+        rate_limit_storage=env.get("RATE_LIMIT_STORAGE")
+        or (unverified_tls(env["REDIS_URL"]) if env.get("REDIS_URL") else defaults.rate_limit_storage),
+        trusted_proxies=int(env.get("TRUSTED_PROXIES") or (1 if on_dyno else 0)),
+        cors_origins=env.get("CORS_ORIGINS") or defaults.cors_origins,
+        cpu_threads=int(env.get("CPU_THREADS") or cpu_share(on_dyno, os.cpu_count() or 1, memory_limit())),
+        on_dyno=on_dyno,
+        ephemeral_disk=env.get("EPHEMERAL_DISK", "").strip().lower() in ("1", "true", "yes"),
+        pg_connection_limit=int(env.get("PG_CONNECTION_LIMIT") or defaults.pg_connection_limit),
+        redis_connection_limit=int(env.get("REDIS_CONNECTION_LIMIT") or defaults.redis_connection_limit),
+        web_dynos=int(env.get("WEB_DYNOS") or defaults.web_dynos),
+        web_concurrency=int(env.get("WEB_CONCURRENCY") or defaults.web_concurrency),
+        worker_dynos=int(env.get("WORKER_DYNOS") or defaults.worker_dynos),
+    )

@@ -12,10 +12,8 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable
 
-from flask import request
+from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
-
-from livedigits.web.current import config
 
 
 class BoundedBody:
@@ -39,6 +37,6 @@ class BoundedBody:
 
 def refuse_large_bodies() -> None:
     """Before every route (a before_request hook): 413 for a body over the limit, read or not."""
-    most = config().max_request_bytes
-    if (request.content_length or 0) > most:
+    most = current_app.config["MAX_CONTENT_LENGTH"]  # Flask's own, which the factory sets from the config
+    if most is not None and (request.content_length or 0) > most:
         raise RequestEntityTooLarge(f"The request body is over the limit of {most:,} bytes.")

@@ -34,7 +34,8 @@ def signature(key: bytes, number: int, expires: int) -> str:
 
 def signed_image_url(number: int) -> str:
     """A link to drawing `number`'s image that works for Config.admin_image_seconds (call on an admin route)."""
-    expires = int(time.time()) + config().admin_image_seconds
+    # Rounded up to the minute: the review page reloaded within it asks for the same URLs, which the browser has.
+    expires = -(-(int(time.time()) + config().admin_image_seconds) // 60) * 60
     key = link_key()
     if key is None:  # an admin route answered, so a token is set: never sign with no key
         raise RuntimeError("image links are signed only when ADMIN_TOKEN is set")
