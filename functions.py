@@ -26,7 +26,6 @@ from livedigits.pipeline.drawings import (
     ACCEPTED_FORMATS,
     AUGMENT_ANGLES,
     AUGMENT_SCALES,
-    BOX_SIZE,
     DATA_URL,
     DIGIT_SIZE,
     INK_THRESHOLD,
@@ -52,6 +51,7 @@ from livedigits.pipeline.drawings import (
     quantise,
     stored_digit,
 )
+from livedigits.pipeline.pen import BOX_SIZE, PEN_WIDTH, with_mnist_pen
 from livedigits.state.figures import (
     MODELS,
     VARIANTS,
@@ -72,6 +72,7 @@ __all__ = [
     "MAX_IMAGE_SIDE",
     "MIN_INK_PIXELS",
     "MODELS",
+    "PEN_WIDTH",
     "ROTATIONS_PER_SCALE",
     "VARIANTS",
     "InputError",
@@ -99,4 +100,5 @@ __all__ = [
     "stored_digit",
     "to_pixels",
     "top_k",
+    "with_mnist_pen",
 ]

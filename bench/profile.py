@@ -70,12 +70,13 @@ def main() -> None:
             grey = timer.time("predict: flatten to grey", flatten, image)
             ink = ink_from_grey(np.asarray(grey))
             digit = timer.time("predict: preprocess (crop, fit, centre)", preprocess, ink)
-            if service.detector is not None:
-                timer.time("predict: not-a-digit verdict", service.detector.is_digit, digit)
             batch = digit[None]
             snapshot = service.snapshot
             for name, model in (*service.original.items(), ("fnn", snapshot.fnn), ("cnn", snapshot.cnn)):
                 timer.time(f"predict: {name} forward (numpy)", model.predict_proba, batch)
+            if service.detector is not None:  # weighs the originals' opinions, computed above for the answer
+                originals = [model.predict_proba(batch)[0] for model in service.original.values()]
+                timer.time("predict: not-a-digit verdict", service.detector.is_digit, digit, *originals)
             result = timer.time("predict: service.predict (4 models)", service.predict, digit)
             timer.time("predict: JSON encoding", json.dumps, result)
             timer.time("predict: whole request (test client)", client.post, "/api/predict", json={"image": url})

@@ -88,10 +88,15 @@ class CNN:
         self.optimizer = keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
         self.optimizer.build(self.model.trainable_variables)
         self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        # Concrete functions: called directly, they skip tf.function's argument binding (~0.2 ms a call).
-        self._predict = tf.function(self._predict_graph, input_signature=[IMAGES]).get_concrete_function()
+        # Concrete functions: called directly, they skip tf.function's argument binding (~0.2 ms a call). No
+        # autograph (the graphs have no Python control flow): it parses source with `ast` on the learner's thread,
+        # and CPython 3.11's AST recursion counter is shared by threads, so a parse elsewhere at the same moment (a
+        # test runner formatting a failure) died with "AST constructor recursion depth mismatch".
+        self._predict = tf.function(
+            self._predict_graph, input_signature=[IMAGES], autograph=False
+        ).get_concrete_function()
         signature = [IMAGES, LABELS, WEIGHTS]
-        self._train = tf.function(self._train_graph, input_signature=signature).get_concrete_function()
+        self._train = tf.function(self._train_graph, input_signature=signature, autograph=False).get_concrete_function()
 
     def _predict_graph(self, x: tf.Tensor) -> tf.Tensor:
         return tf.nn.softmax(self.model(x[..., None], training=False))
@@ -183,7 +188,9 @@ class JointPredictor:
     """
 
     def __init__(self, models: list[CNN]):
-        graph = tf.function(lambda x: tf.stack([m._predict_graph(x) for m in models]), input_signature=[IMAGES])
+        graph = tf.function(
+            lambda x: tf.stack([m._predict_graph(x) for m in models]), input_signature=[IMAGES], autograph=False
+        )
         self._predict = graph.get_concrete_function()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

@@ -21,10 +21,11 @@ from scipy import ndimage
 from skimage.morphology import dilation, disk, erosion
 
 from livedigits.errors import InputError
-from livedigits.models.digitness import N_SHAPE, Detector, features
+from livedigits.models.digitness import digit_subspaces
 from livedigits.models.fnn import FNN, FNNConfig
+from livedigits.offline.canvas import with_width
 from livedigits.offline.evaluate import evaluate_models
-from livedigits.offline.nondigits import KINDS, generate
+from livedigits.offline.refusal import Examples, Originals, RefusalConfig, train_detector
 from livedigits.pipeline.drawings import affine, digit_of, prepare, preprocess
 from livedigits.state.mnist import load_split
 
@@ -43,25 +44,22 @@ class TrainConfig:
     cnn_epochs: int = 40
     cnn_batch: int = 64
     cnn_learning_rate: float = 1e-3
-    # MNIST digits shipped for online replay (models/replay.npz, 1.2 MB). From 2,000, each digit came back
+    # MNIST digits shipped for online replay (models/replay.npz, 1.6 MB). From 2,000, each digit came back
     # ~40 times in 600 steps and the CNN forgot more held-out MNIST (narrow stream: 0.88 vs 0.64 point).
     replay_size: int = 7000
     # Pens: each digit is also redrawn with `pen_views` random round pens, eroded or dilated by a disk of
-    # radius drawn from `pen_radii` at 4x (-3: a stylus finer than bench/pen.py's thin; 7: a marker fatter
-    # than its fat), and every epoch each digit is seen as drawn (this share of the time) or with one of
-    # its pens. The FNN's 100 hidden units cannot hold every pen as well as MNIST's own, so it sees more
-    # of MNIST's pen. bench/pen.py chose these (README: Retraining the originals).
+    # radius drawn from `pen_radii` at 4x (-3: a stylus, widened again by livedigits/pipeline/pen.py; 10: a marker
+    # about 7 pixels wide in the 20-pixel box), and every epoch each digit is seen as drawn (this share of the time)
+    # or with one of its pens. The FNN's 100 hidden units cannot hold every pen as well as MNIST's own, so it sees
+    # more of MNIST's pen (docs/measurements.md: Any pen).
     pen_views: int = 3
-    pen_radii: tuple[int, int] = (-3, 7)
+    pen_radii: tuple[int, int] = (-3, 10)
+    # And once traced along its skeleton by a pen of even width (`traced`): strokes of one width, as a stylus or a
+    # finger leaves them, which no eroded or dilated digit has; widths in pixels of the 20-pixel box.
+    traced_views: int = 1
+    traced_widths: tuple[float, float] = (0.5, 6.0)
     fnn_as_drawn: float = 0.5
     cnn_as_drawn: float = 0.25
-    # The "not a digit" detector (livedigits/models/digitness.py): generated non-digits of each kind to learn from and,
-    # from other seeds, to calibrate on; and the share of held-out digits it may refuse.
-    detector_hidden: int = 100
-    detector_epochs: int = 20
-    nondigits_per_kind: int = 3000
-    nondigits_calibration: int = 400
-    refused_digits: float = 0.002
     # Hands the detector must accept as digits: rotations, slants (shear) and squeezes of the width.
     hand_angle: float = 40.0
     hand_shear: float = 1.0
@@ -70,8 +68,7 @@ class TrainConfig:
 
 def with_round_pen(image: np.ndarray, radius: int) -> np.ndarray:
     """A uint8 (28, 28) ink-bright digit redrawn at 4x with a round pen `radius` pixels wider (or, if
-    negative, narrower) on each side, then shrunk back: (28, 28) float32 0..1. Round, unlike the
-    square filters of bench/pen.py's pens, so the bench measures pens the models were not trained on."""
+    negative, narrower) on each side, then shrunk back: (28, 28) float32 0..1."""
     big = np.asarray(Image.fromarray(image).resize((112, 112), Image.Resampling.BICUBIC), dtype=np.float32) / 255
     if radius:
         big = dilation(big, disk(radius)) if radius > 0 else erosion(big, disk(-radius))
@@ -81,8 +78,8 @@ def with_round_pen(image: np.ndarray, radius: int) -> np.ndarray:
 def pen_views(
     images: np.ndarray, rng: np.random.Generator, config: TrainConfig, drawn: np.ndarray | None = None
 ) -> np.ndarray:
-    """(1 + pen_views, n, 28, 28) preprocessed digits: as drawn (`drawn`, if already `prepare`d), then each
-    redrawn with random pens. A pen that erases a digit's ink leaves it as drawn."""
+    """(1 + pen_views + traced_views, n, 28, 28) preprocessed digits: as drawn (`drawn`, if already `prepare`d), then
+    each redrawn with random round pens (a pen that erases a digit's ink leaves it as drawn), then traced."""
     drawn = prepare(images) if drawn is None else drawn
     views = [drawn]
     for _ in range(config.pen_views):
@@ -94,7 +91,16 @@ def pen_views(
             except InputError:
                 view.append(as_drawn)
         views.append(np.stack(view))
+    for _ in range(config.traced_views):
+        widths = rng.uniform(*config.traced_widths, len(images))
+        views.append(np.stack([traced(image, width) for image, width in zip(images, widths, strict=True)]))
     return np.stack(views)
+
+
+def traced(image: np.ndarray, width: float) -> np.ndarray:
+    """A uint8 (28, 28) digit traced along its skeleton by a pen `width` pixels wide in the 20-pixel box, on a small
+    canvas, through the service's path: (28, 28)."""
+    return digit_of(with_width(image, width, size=140))
 
 
 def pick_views(views: np.ndarray, rng: np.random.Generator, as_drawn: float) -> np.ndarray:
@@ -162,19 +168,6 @@ def train_cnn(views: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.nda
     return model
 
 
-def nondigit_digits(kind: str, n: int, start: int) -> np.ndarray:
-    """Generated non-digits of one kind (training seeds), through the service's path: (m, 28, 28), m <= n
-    (a drawing with next to no ink is an empty drawing, answered 422 before any verdict)."""
-
-    digits = []
-    for canvas in generate(kind, n, "train", start):
-        try:
-            digits.append(digit_of(canvas))
-        except InputError:
-            continue
-    return np.stack(digits)
-
-
 def hands(digits: np.ndarray, rng: np.random.Generator, config: TrainConfig) -> np.ndarray:
     """Each digit in a random personal hand, preprocessed again as a drawing would be: (n, 28, 28).
 
@@ -200,35 +193,38 @@ def hands(digits: np.ndarray, rng: np.random.Generator, config: TrainConfig) -> 
     return np.stack(out)
 
 
-def train_detector(views: np.ndarray, val_views: np.ndarray, config: TrainConfig):
-    """The "not a digit" detector: a 2-way FNN on digitness.features, digits (every pen) against generated
-    non-digits, refusing above the threshold that `refused_digits` of the held-out digits exceed."""
-
-    rng = np.random.default_rng(config.seed)
+def detector_digits(views: np.ndarray, rng: np.random.Generator, config: TrainConfig) -> np.ndarray:
+    """Digits the detector must accept: every pen view as drawn, distorted, and in a personal hand: (3 k n, 28, 28)."""
     digits = views.reshape(-1, 28, 28)
-    digits = np.concatenate([digits, distort(digits, rng, config), hands(digits, rng, config)])
-    others = {kind: nondigit_digits(kind, config.nondigits_per_kind, 0) for kind in KINDS}
-    x = np.concatenate([features(digits), *(features(o) for o in others.values())])
-    y = np.concatenate([np.zeros(len(digits), np.int64), np.ones(len(x) - len(digits), np.int64)])
-    # Balanced batches: each non-digit is seen about as often as each digit class in all.
-    weights = np.where(y == 1, 0.5 / (y == 1).sum(), 0.5 / (y == 0).sum())
-    model = FNN(FNNConfig(n_input=784 + N_SHAPE, n_hidden=config.detector_hidden, n_output=2, momentum=0.9))
-    for epoch in range(config.detector_epochs):
-        rate = config.fnn_learning_rate * 0.5 * (1 + np.cos(np.pi * epoch / config.detector_epochs))
-        order = rng.choice(len(y), len(y), p=weights)
-        for start in range(0, len(y), config.fnn_batch):
-            idx = order[start : start + config.fnn_batch]
-            model.train_step(x[idx], y[idx], learning_rate=rate)
-    network = FNN(FNNConfig(n_input=784 + N_SHAPE, n_hidden=config.detector_hidden, n_output=2), model.params)
-    held_out = network.predict_proba(features(val_views.reshape(-1, 28, 28)))[:, 1]
-    threshold = float(np.quantile(held_out, 1 - config.refused_digits))
-    detector = Detector(network, threshold)
-    print(f"detector: threshold {threshold:.4f}; refused on calibration seeds:", flush=True)
-    print(f"  held-out digits (every pen) {(held_out > threshold).mean():.2%}", flush=True)
-    for kind in KINDS:
-        calibration = nondigit_digits(kind, config.nondigits_calibration, config.nondigits_per_kind)
-        print(f"  {kind:<9} {(detector.not_digit_probability(calibration) > threshold).mean():.1%}", flush=True)
-    return detector
+    return np.concatenate([digits, distort(digits, rng, config), hands(digits, rng, config)])
+
+
+def split(data: Path, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """MNIST's train split, its digits preprocessed, and the seeded indices to fit on and to validate on."""
+    images, labels = load_split(data, "train")
+    order = np.random.default_rng(config.seed).permutation(len(images))
+    return images, labels, prepare(images), order[config.validation_size :], order[: config.validation_size]
+
+
+def detector_examples(
+    data: Path,
+    models: Path,
+    refusal: RefusalConfig,
+    bench: bool,
+    config: TrainConfig = TrainConfig(),
+    views: np.ndarray | None = None,
+) -> Examples:
+    """What the detector learns from (the fitting digits' pen views, distorted and in other hands, against every
+    family's training seeds) and is calibrated on (the validation digits, the same ways), for `models`' originals;
+    with `bench`, every family's bench seeds too. `views`: the fitting digits' pen views, if made already."""
+    images, labels, digits, fit, val = split(data, config)
+    if views is None:
+        views = pen_views(images[fit], np.random.default_rng(config.seed), config, digits[fit])
+    subspaces = digit_subspaces(views.reshape(-1, 28, 28), np.tile(labels[fit], len(views)))
+    rng = np.random.default_rng(config.seed + 1)
+    held_out = detector_digits(pen_views(images[val], rng, config, digits[val]), rng, config)
+    learned = detector_digits(views, rng, config)
+    return Examples.build(learned, held_out, subspaces, Originals.load(models), refusal, bench)
 
 
 def write_replay(digits: np.ndarray, labels: np.ndarray, path: Path, config: TrainConfig) -> None:
@@ -256,10 +252,7 @@ def main() -> None:
     config = TrainConfig(fnn_epochs=args.fnn_epochs, cnn_epochs=args.cnn_epochs)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    images, labels = load_split(args.data, "train")
-    digits = prepare(images)
-    order = np.random.default_rng(config.seed).permutation(len(digits))
-    val, fit = order[: config.validation_size], order[config.validation_size :]
+    images, labels, digits, fit, val = split(args.data, config)
     print(f"training on {len(fit)} digits, validating on {len(val)}", flush=True)
 
     if args.only in (None, "replay"):
@@ -278,8 +271,9 @@ def main() -> None:
         print(f"cnn trained in {time.perf_counter() - started:.0f} s", flush=True)
     if args.only in (None, "detector"):
         started = time.perf_counter()
-        val_views = pen_views(images[val], np.random.default_rng(config.seed + 1), config, digits[val])
-        train_detector(views, val_views, config).save(args.out / "digitness.npz")
+        refusal = RefusalConfig()
+        examples = detector_examples(args.data, args.out, refusal, bench=False, config=config, views=views)
+        train_detector(examples, refusal).save(args.out / "digitness.npz")
         print(f"detector trained in {time.perf_counter() - started:.0f} s", flush=True)
 
     if args.only in (None, "fnn", "cnn") and (args.data / "t10k-images-idx3-ubyte.gz").exists():

@@ -22,9 +22,9 @@ from scipy import ndimage
 
 from livedigits.config import Config
 from livedigits.errors import InputError, empty_drawing
+from livedigits.pipeline.pen import with_mnist_pen
 
 DIGIT_SIZE = 28
-BOX_SIZE = 20  # MNIST: each digit scaled to fit a 20x20 box, then centred by mass in 28x28
 MAX_IMAGE_SIDE = 4096  # pixels; a canvas is far smaller, anything larger is a decompression bomb
 STRIP_PIXELS = 1 << 18  # composited onto white at a time (1 MB of RGBA), whatever the drawing's size
 REDUCING_GAP = 3.0  # box-reduce a large drawing first, leaving LANCZOS 3x to go: alike to the eye, and faster
@@ -189,9 +189,9 @@ def ink_from_grey(grey: np.ndarray) -> np.ndarray:
 def preprocess(ink: np.ndarray) -> np.ndarray:
     """Make a digit the way MNIST's were made: (H, W) ink in 0..1 -> (28, 28) float32.
 
-    Crop to the ink, scale the longer side to 20 pixels keeping the aspect ratio (antialiased),
-    and place it so its centre of mass sits at the centre of the 28x28 field.
-    Raises InputError("empty_drawing") when there is (next to) no ink.
+    Crop to the ink, scale the longer side to 20 pixels keeping the aspect ratio (antialiased) with every stroke
+    at least MNIST's width (livedigits/pipeline/pen.py), and place it so its centre of mass sits at the centre of
+    the 28x28 field. Raises InputError("empty_drawing") when there is (next to) no ink.
     """
     mask = ink >= INK_THRESHOLD
     if mask.sum() < MIN_INK_PIXELS:
@@ -199,12 +199,7 @@ def preprocess(ink: np.ndarray) -> np.ndarray:
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32)
-    height, width = crop.shape
-    scale = BOX_SIZE / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    box = np.asarray(Image.fromarray(crop, mode="F").resize(size, Image.Resampling.LANCZOS, reducing_gap=None))
-    box = np.clip(box, 0.0, 1.0)
-    return centre_by_mass(box)
+    return centre_by_mass(with_mnist_pen(crop))
 
 
 def prepare(images: np.ndarray) -> np.ndarray:

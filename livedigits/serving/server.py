@@ -104,7 +104,7 @@ class Server(Following, Curating, Waiting):
 
     def _answer(self, digit: np.ndarray, snapshot: Snapshot) -> dict:
         probs = self._probabilities(digit, snapshot)
-        is_digit = self.detector is None or self.detector.is_digit(digit)
+        is_digit = self.detector is None or self.detector.is_digit(digit, probs["fnn.original"], probs["cnn.original"])
         answer, message = select_answer(probs["fnn.retrained"], probs["cnn.retrained"], is_digit)
         return {
             "answer": None if answer is None else str(answer),  # DESIGN.md's contract: "7" or null

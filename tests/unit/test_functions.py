@@ -60,10 +60,14 @@ def test_preprocess_keeps_wide_digits_wide():
     assert width == 20 and 6 <= height <= 8
 
 
-def test_preprocess_is_close_to_identity_on_mnist(mnist_test):
+def test_preprocess_keeps_mnist_digits_close_to_themselves(mnist_test):
+    """MNIST's digits are what the models learn from: preprocessing moves them little (their strokes thinner than
+    MNIST's narrow pen are widened to it, livedigits/pipeline/pen.py), and keeps their ink where it was."""
     images, _ = mnist_test
     digits = np.stack([preprocess(image / 255.0) for image in images[:200]])
-    assert np.abs(digits - images[:200] / 255.0).mean() < 0.01
+    assert np.abs(digits - images[:200] / 255.0).mean() < 0.025  # 6 grey levels of 255 a pixel
+    inked = images[:200] >= 128
+    assert (digits[inked] >= 0.5).mean() > 0.94
 
 
 def test_empty_and_speck_are_empty_drawings():
@@ -99,10 +103,12 @@ def test_bright_ink_on_dark_is_understood(mnist_test):
     ("size", "fmt", "transparent"), [(200, "PNG", False), (280, "PNG", True), (400, "PNG", False), (280, "JPEG", False)]
 )
 def test_rendered_mnist_digit_round_trips(mnist_test, size, fmt, transparent):
-    """A t10k digit drawn on a browser canvas comes back within a few grey levels of the original."""
+    """A t10k digit drawn on a browser canvas comes back within a few grey levels of what preprocessing makes of the
+    original itself."""
     images, _ = mnist_test
     errors = [
-        np.abs(decode_digit(to_data_url(canvas_of(image, size, transparent), fmt)) - image / 255.0).mean() * 255
+        np.abs(decode_digit(to_data_url(canvas_of(image, size, transparent), fmt)) - preprocess(image / 255.0)).mean()
+        * 255
         for image in images[:50]
     ]
     assert np.median(errors) < 7 and np.mean(errors) < 8  # grey levels per pixel
