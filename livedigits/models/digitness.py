@@ -26,6 +26,7 @@ N_SHAPE = 8  # shape measures appended to the 784 pixels
 N_NEAR = 1  # how far the drawing lies from the nearest digit's subspace, appended after them
 N_OPINIONS = 4  # what the original models make of the drawing, appended last (when the detector uses them)
 SUBSPACE = 20  # principal directions kept of each digit's drawings
+BESIDE = 784 + N_SHAPE - 1  # the input that counts pieces side by side (the last shape measure)
 SUBSTANTIAL = 0.1  # a piece with at least this share of the ink counts when looking for pieces side by side
 EIGHT_NEIGHBOURS = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.uint8)
 
@@ -151,7 +152,7 @@ class Detector:
 
     def probability_of(self, x: np.ndarray) -> np.ndarray:
         """(n, inputs) `features` -> (n,) probability of not a digit; 1.0 where pieces lie side by side."""
-        return np.where(x[:, 784 + N_SHAPE - 1] > 0, 1.0, self.network.predict_proba(x)[:, 1])
+        return np.where(x[:, BESIDE] > 0, 1.0, self.network.predict_proba(x)[:, 1])
 
     def is_digit(
         self, digit: np.ndarray, fnn_probs: np.ndarray | None = None, cnn_probs: np.ndarray | None = None

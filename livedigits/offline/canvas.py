@@ -10,6 +10,8 @@ import io
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
+from skimage.morphology import skeletonize
 
 CANVAS_SIZE = 280
 
@@ -42,9 +44,6 @@ def with_width(ink: np.ndarray, width: float, size: int = CANVAS_SIZE) -> Image.
     centre line of each stroke, as a person's hand would trace it. Scaled so that the skeleton plus the pen
     fills 93% of the canvas: a thin line drawn large, a marker drawn small.
     """
-    from scipy import ndimage
-    from skimage.morphology import skeletonize
-
     ink = np.asarray(ink, dtype=np.float32)
     ink = ink / ink.max() if ink.max() > 0 else ink
     big = np.asarray(Image.fromarray(ink, mode="F").resize((200, 200), Image.Resampling.BICUBIC))

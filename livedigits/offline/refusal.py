@@ -22,6 +22,7 @@ from livedigits.models.fnn import FNN, FNNConfig
 from livedigits.models.numpy_cnn import NumpyCNN
 from livedigits.offline.nondigits import FAMILIES, HOLDOUTS, generate
 from livedigits.pipeline.drawings import digit_of
+from livedigits.state.snapshot import shipped_files
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ class Originals:
 
     @classmethod
     def load(cls, models: Path) -> Originals:
-        return cls(FNN.load(models / "fnn.npz"), NumpyCNN.from_bytes((models / "cnn.npz").read_bytes()))
+        fnn, cnn = shipped_files(models)
+        return cls(FNN.from_bytes(fnn), NumpyCNN.from_bytes(cnn))
 
     def inputs(self, digits: np.ndarray, subspaces: np.ndarray, use_opinions: bool = True) -> np.ndarray:
         """(n, 28, 28) digits -> the detector's inputs, with or without the models' opinions."""
