@@ -8,3 +8,7 @@
 Each layer imports only the layers under it (import-linter, pyproject.toml). `config`, `errors` and `threads`
 sit under them all. docs/architecture.md draws the layers and follows a label through them.
 """
+
+from livedigits.threads import serialise_ast_parse
+
+serialise_ast_parse()

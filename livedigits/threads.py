@@ -15,6 +15,7 @@ run threads of their own (the rate limiter's timers): not listed here.
 
 from __future__ import annotations
 
+import ast
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -68,3 +69,20 @@ def listed(thread_name: str) -> str | None:
         return thread_name
     base, _, index = thread_name.rpartition("_")
     return base if base in POOLS and index.isdigit() else None
+
+
+_ast_parse = ast.parse
+_ast_lock = threading.RLock()
+
+
+def _parse_one_at_a_time(*args, **kwargs):  # type: ignore[no-untyped-def]
+    with _ast_lock:
+        return _ast_parse(*args, **kwargs)
+
+
+def serialise_ast_parse() -> None:
+    """Let one thread at a time turn source into `ast` objects. CPython 3.11 keeps that conversion's recursion count
+    per interpreter, not per call: when the collector hands the GIL over mid-parse and another thread parses, the
+    first ends in `SystemError: AST constructor recursion depth mismatch`. numpy parses each .npy header it loads
+    (the learner's and the follower's threads), werkzeug each route it binds, inspect and pytest their sources."""
+    ast.parse = _parse_one_at_a_time
