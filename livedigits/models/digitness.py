@@ -29,6 +29,8 @@ SUBSPACE = 20  # principal directions kept of each digit's drawings
 BESIDE = 784 + N_SHAPE - 1  # the input that counts pieces side by side (the last shape measure)
 SUBSTANTIAL = 0.1  # a piece with at least this share of the ink counts when looking for pieces side by side
 EIGHT_NEIGHBOURS = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.uint8)
+EIGHT_CONNECTED = EIGHT_NEIGHBOURS | 1  # ndimage.label's structures, made once (making them costs a label's time)
+FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
 
 
 def shape_measures(digit: np.ndarray) -> np.ndarray:
@@ -43,8 +45,10 @@ def shape_measures(digit: np.ndarray) -> np.ndarray:
         return np.zeros(N_SHAPE, np.float32)
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     box = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
-    labels, pieces = ndimage.label(ink, structure=EIGHT_NEIGHBOURS | 1)
-    _, n_background = ndimage.label(np.pad(~ink, 1))  # 4-connected; the padding joins the outside
+    labels, pieces = ndimage.label(ink, structure=EIGHT_CONNECTED)
+    outside = np.ones((ink.shape[0] + 2, ink.shape[1] + 2), dtype=bool)  # a frame of background joins the outside
+    outside[1:-1, 1:-1] = ~ink
+    _, n_background = ndimage.label(outside, structure=FOUR_CONNECTED)
     holes = n_background - 1
     skeleton = skeletonize(ink)
     neighbours = ndimage.convolve(skeleton.astype(np.uint8), EIGHT_NEIGHBOURS, mode="constant")
@@ -154,12 +158,12 @@ class Detector:
         """(n, inputs) `features` -> (n,) probability of not a digit; 1.0 where pieces lie side by side."""
         return np.where(x[:, BESIDE] > 0, 1.0, self.network.predict_proba(x)[:, 1])
 
-    def is_digit(
-        self, digit: np.ndarray, fnn_probs: np.ndarray | None = None, cnn_probs: np.ndarray | None = None
-    ) -> bool:
-        """The verdict for one (28, 28) digit, given the original models' (10,) probabilities if it uses them."""
-        views = opinions(fnn_probs[None], cnn_probs[None]) if self.uses_opinions else None
-        return bool(self.not_digit_probability(digit[None], views)[0] <= self.threshold)
+    def are_digits(
+        self, digits: np.ndarray, fnn_probs: np.ndarray | None = None, cnn_probs: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(n,) verdicts for (n, 28, 28) digits, given the original models' (n, 10) probabilities if it uses them."""
+        views = opinions(fnn_probs, cnn_probs) if self.uses_opinions else None
+        return self.not_digit_probability(digits, views) <= self.threshold
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()

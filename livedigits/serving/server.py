@@ -1,5 +1,6 @@
-"""The serving side: answers HTTP requests from the latest snapshot of the retrained models, with numpy forward
-passes of all four models. Never imports TensorFlow (tests/processes/test_roles.py checks `sys.modules`).
+"""The serving side: answers HTTP requests from the latest snapshot of the retrained models, with forward passes of
+all four models in numpy (the FNNs) and ONNX Runtime (the CNNs). Never imports TensorFlow
+(tests/processes/test_roles.py checks `sys.modules`).
 
 A server writes log entries (create-only, so many servers share one log) and never applies them: a learner
 (livedigits/learning/) does, and publishes snapshots. In the `serve` role a background thread follows the snapshots the
@@ -27,7 +28,7 @@ import numpy as np
 from livedigits.config import Config
 from livedigits.models.digitness import Detector
 from livedigits.models.fnn import FNN
-from livedigits.models.numpy_cnn import NumpyCNN
+from livedigits.models.onnx_cnn import OnnxCNN
 from livedigits.pipeline.answers import select_answer, to_pixels, top_k
 from livedigits.pipeline.drawings import digit_to_text
 from livedigits.serving.curation import Curating
@@ -73,7 +74,7 @@ class Server(Following, Curating, Waiting):
         # process, told by a notification (`_announce`).
         self.inbox = inbox
         files = shipped_files(config.models_dir)
-        self.original = {"fnn": FNN.from_bytes(files[0]), "cnn": NumpyCNN.from_bytes(files[1])}
+        self.original = {"fnn": FNN.from_bytes(files[0]), "cnn": OnnxCNN.from_bytes(files[1])}
         self.originals = originals_id(files)
         self.metrics = load_metrics(config.models_dir)
         self.detector = load_detector(config.models_dir)
@@ -100,27 +101,40 @@ class Server(Following, Curating, Waiting):
 
     def predict(self, digit: np.ndarray) -> dict:
         """All four models' top-3 for one (28, 28) digit, and the answer rule's verdict."""
-        return self._answer(digit, self.snapshot)
+        return self.predict_many(digit[None])[0]
 
-    def _answer(self, digit: np.ndarray, snapshot: Snapshot) -> dict:
-        probs = self._probabilities(digit, snapshot)
-        is_digit = self.detector is None or self.detector.is_digit(digit, probs["fnn.original"], probs["cnn.original"])
-        answer, message = select_answer(probs["fnn.retrained"], probs["cnn.retrained"], is_digit)
-        return {
-            "answer": None if answer is None else str(answer),  # DESIGN.md's contract: "7" or null
-            "message": message,
-            "model_version": snapshot.version,
-            "predictions": {m: {v: top_k(probs[f"{m}.{v}"]) for v in VARIANTS} for m in MODELS},
-            "preprocessed": to_pixels(digit),
-        }
+    def predict_many(self, digits: np.ndarray) -> list[dict]:
+        """`predict` for each of (n, 28, 28) digits, from one snapshot: one forward pass of each model for them all."""
+        return self._answers(digits, self.snapshot)
 
-    def _probabilities(self, digit: np.ndarray, snapshot: Snapshot) -> dict[str, np.ndarray]:
-        batch = digit[None]
+    def _answers(self, digits: np.ndarray, snapshot: Snapshot) -> list[dict]:
+        probs = self._probabilities(digits, snapshot)
+        if self.detector is None:
+            verdicts = np.ones(len(digits), dtype=bool)
+        else:
+            verdicts = self.detector.are_digits(digits, probs["fnn.original"], probs["cnn.original"])
+        answers = []
+        for i, digit in enumerate(digits):
+            mine = {name: p[i] for name, p in probs.items()}
+            answer, message = select_answer(mine["fnn.retrained"], mine["cnn.retrained"], bool(verdicts[i]))
+            answers.append(
+                {
+                    "answer": None if answer is None else str(answer),  # DESIGN.md's contract: "7" or null
+                    "message": message,
+                    "model_version": snapshot.version,
+                    "predictions": {m: {v: top_k(mine[f"{m}.{v}"]) for v in VARIANTS} for m in MODELS},
+                    "preprocessed": to_pixels(digit),
+                }
+            )
+        return answers
+
+    def _probabilities(self, digits: np.ndarray, snapshot: Snapshot) -> dict[str, np.ndarray]:
+        """Each model's (n, 10) probabilities for (n, 28, 28) digits."""
         return {
-            "fnn.original": self.original["fnn"].predict_proba(batch)[0],
-            "cnn.original": self.original["cnn"].predict_proba(batch)[0],
-            "fnn.retrained": snapshot.fnn.predict_proba(batch)[0],
-            "cnn.retrained": snapshot.cnn.predict_proba(batch)[0],
+            "fnn.original": self.original["fnn"].predict_proba(digits),
+            "cnn.original": self.original["cnn"].predict_proba(digits),
+            "fnn.retrained": snapshot.fnn.predict_proba(digits),
+            "cnn.retrained": snapshot.cnn.predict_proba(digits),
         }
 
     def internals(self, digit: np.ndarray, channels: int = 16) -> dict:
@@ -216,7 +230,8 @@ class Server(Following, Curating, Waiting):
                 "model_version": self.snapshot.version,
                 "message": PENDING,
             }, False
-        return {"sample_id": sample_id, **taking_back, "status": "learned", **self._answer(digit, snapshot)}, True
+        answer = self._answers(digit[None], snapshot)[0]
+        return {"sample_id": sample_id, **taking_back, "status": "learned", **answer}, True
 
     def collect(self, png: bytes, label: int, source: str) -> str:
         """Store a labelled drawing without learning from it; returns its image's file name."""

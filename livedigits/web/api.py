@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from livedigits.errors import InputError
@@ -9,7 +10,16 @@ from livedigits.serving.stats import build_stats
 from livedigits.serving.visibility import visible_drawing
 from livedigits.web.current import server
 from livedigits.web.images import asked_by_operator, cache_control
-from livedigits.web.inputs import json_body, parse_digit, parse_drawing, parse_label, parse_strokes, sample_number
+from livedigits.web.inputs import (
+    batch_cost,
+    batch_images,
+    json_body,
+    parse_digit,
+    parse_drawing,
+    parse_label,
+    parse_strokes,
+    sample_number,
+)
 from livedigits.web.limits import limited, unlimited
 
 api = Blueprint("api", __name__)
@@ -20,6 +30,25 @@ api = Blueprint("api", __name__)
 def predict() -> Response:
     digit = parse_digit(json_body().get("image"))
     return jsonify(server().predict(digit))
+
+
+@api.post("/api/predict/batch")
+@limited("predict", cost=batch_cost)
+def predict_batch() -> Response:
+    """Up to 64 drawings: one result each, in order, what /api/predict answers for it or the error it refuses it
+    with; the readable ones go through each model in one forward pass."""
+    results: list[dict | None] = []
+    digits = []
+    for image in batch_images(json_body().get("images")):
+        try:
+            digits.append(parse_digit(image))
+            results.append(None)
+        except InputError as refused:
+            results.append({"error": refused.code, "message": refused.message})
+    answers = server().predict_many(np.stack(digits)) if digits else []
+    version = answers[0]["model_version"] if answers else server().version  # the one snapshot they were read from
+    unread = iter(answers)
+    return jsonify(model_version=version, results=[result or next(unread) for result in results])
 
 
 @api.post("/api/train")

@@ -16,6 +16,7 @@ from livedigits.state.journal import Journal
 from livedigits.state.storage import open_store
 from livedigits.web.admin import admin
 from livedigits.web.api import api
+from livedigits.web.encoding import FastJSON
 from livedigits.web.errors import install_error_handlers
 from livedigits.web.legacy import legacy
 from livedigits.web.pages import pages
@@ -29,6 +30,7 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = Flask("livedigits", template_folder=ROOT / "templates", static_folder=ROOT / "static")
+    app.json = FastJSON(app)
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = config.max_request_bytes
     app.extensions["digits"], app.extensions["learner"] = open_service(config)

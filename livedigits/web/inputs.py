@@ -19,15 +19,38 @@ from livedigits.errors import InputError
 from livedigits.pipeline.drawings import decode_grey, digit_of, drawing_of
 from livedigits.web.current import config
 
+MAX_BATCH = 64  # drawings in one /api/predict/batch (DESIGN.md)
+
 
 def json_body() -> dict:
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:  # nesting deeper than the parser's stack: not a body this API takes
-        body = None
+    body = json_or_none()
     if not isinstance(body, dict):
         raise InputError("invalid_json", "Send a JSON object with Content-Type: application/json.")
     return body
+
+
+def json_or_none() -> object:
+    """The request's JSON (parsed once, then cached by Flask), or None if it has none."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:  # nesting deeper than the parser's stack: not a body this API takes
+        return None
+
+
+def batch_images(value: object) -> list:
+    """'images': a list of 1 to MAX_BATCH drawings, each checked on its own later; anything else is refused whole."""
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_BATCH:
+        raise InputError(
+            "invalid_images", f"Send 'images' as a list of 1 to {MAX_BATCH} drawings (data URLs or bare base64)."
+        )
+    return value
+
+
+def batch_cost() -> int:
+    """A batch's rate-limit cost: one per drawing (a body refused whole costs one, as any refused request)."""
+    body = json_or_none()
+    images = body.get("images") if isinstance(body, dict) else None
+    return len(images) if isinstance(images, list) and 1 <= len(images) <= MAX_BATCH else 1
 
 
 def form_field(name: str) -> str:

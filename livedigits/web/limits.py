@@ -12,10 +12,11 @@ from livedigits.config import RATE_LIMIT_KINDS
 View = TypeVar("View", bound=Callable)
 
 
-def limited(kind: str, with_token: str | None = None) -> Callable[[View], View]:
+def limited(kind: str, with_token: str | None = None, cost: Callable[[], int] | None = None) -> Callable[[View], View]:
     """The route draws from the `kind` budget of the client's address; a request that carries an Authorization
     header draws from `with_token` instead, when given: a route that also takes the admin token must not let it
-    be guessed faster than the admin routes do."""
+    be guessed faster than the admin routes do. `cost`: how many of the budget's units a request takes, read from
+    it before the route runs (one by default)."""
     for name in filter(None, (kind, with_token)):
         if name not in RATE_LIMIT_KINDS:
             raise ValueError(f"rate-limit kind must be one of {RATE_LIMIT_KINDS}, not {name!r}")
@@ -23,6 +24,7 @@ def limited(kind: str, with_token: str | None = None) -> Callable[[View], View]:
     def declare(view: View) -> View:
         view.rate_limit = kind
         view.rate_limit_with_token = with_token or kind
+        view.rate_cost = cost
         return view
 
     return declare
@@ -51,3 +53,9 @@ def kind_of(view: Callable | None, with_token: bool = False) -> str | None:
     if with_token:
         return getattr(view, "rate_limit_with_token", None)
     return getattr(view, "rate_limit", None)
+
+
+def cost_of(view: Callable | None) -> int:
+    """How many units of its budget the current request to `view` takes."""
+    cost = getattr(view, "rate_cost", None)
+    return 1 if cost is None else cost()

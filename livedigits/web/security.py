@@ -34,7 +34,7 @@ from livedigits.config import Config
 from livedigits.formation import redis_refusal
 from livedigits.web.bodies import BoundedBody, refuse_large_bodies
 from livedigits.web.legacy import LEGACY_ROUTES
-from livedigits.web.limits import kind_of
+from livedigits.web.limits import cost_of, kind_of
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ SECURITY_HEADERS = {
 # rather than wait (redis-py's defaults wait without end, then retry 3 times with up to 10 s of backoff).
 # A connection that the server closed while idle needs no retry: the pool replaces it before use.
 REDIS_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5, "retry": Retry(NoBackoff(), 0)}
+
+BATCH_COUNTING = "; each drawing of a batch counts as one"  # /api/predict/batch draws one unit a drawing
 
 # Sent only over HTTPS (as Heroku's router reports it), where a browser honours it.
 STRICT_TRANSPORT_SECURITY = "max-age=31536000"
@@ -102,6 +104,11 @@ def route_kind() -> str | None:
     return kind_of(current_app.view_functions.get(request.endpoint), "Authorization" in request.headers)
 
 
+def route_cost() -> int:
+    """The units of its budget the current request takes: one, or as many as its route counts (a batch's drawings)."""
+    return cost_of(current_app.view_functions.get(request.endpoint)) if request.url_rule is not None else 1
+
+
 def install_rate_limits(
     app: Flask, limits: dict[str, str], storage_uri: str, redis_connections: int = Config.redis_pool_size
 ) -> Limiter | None:
@@ -115,8 +122,10 @@ def install_rate_limits(
             value,
             scope=kind,
             shared=True,
+            cost=route_cost,
             exempt_when=lambda kind=kind: route_kind() != kind,
-            error_message=f"Too many {kind} requests from your address (at most {value}); try again shortly.",
+            error_message=f"Too many {kind} requests from your address (at most {value}"
+            f"{BATCH_COUNTING if kind == 'predict' else ''}); try again shortly.",
         )
         for kind, value in limits.items()
     ]

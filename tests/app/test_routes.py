@@ -20,6 +20,7 @@ TESTED = {
     ("GET", "/review"): "tests/app/test_review.py::test_review_and_admin_routes_need_the_token",
     ("GET", "/static/<path:filename>"): "tests/app/test_pages.py::test_every_script_and_stylesheet_is_served",
     ("POST", "/api/predict"): "tests/app/test_api.py::test_predict_shape",
+    ("POST", "/api/predict/batch"): "tests/app/test_batch.py::test_each_result_is_what_predict_answers_for_it",
     ("POST", "/api/train"): "tests/app/test_api.py::test_train_stores_one_drawing_bumps_version_and_changes_retrained",
     ("POST", "/api/undo"): "tests/app/test_review.py::test_undo_takes_back_only_ones_own_drawing_once_and_in_time",
     ("POST", "/api/internals"): "tests/app/test_api.py::test_internals_and_history",

@@ -67,7 +67,7 @@ def test_pieces_side_by_side_are_refused_whatever_the_network_says():
     assert shape_measures(two)[beside] == 1 and shape_measures(five)[beside] == 0 == shape_measures(speck)[beside]
     detector = Detector.load(DETECTOR)
     assert detector.not_digit_probability(two[None], np.ones((1, N_OPINIONS), np.float32))[0] == 1.0
-    assert not detector.is_digit(two, np.eye(10)[1], np.eye(10)[1])
+    assert not detector.are_digits(two[None], np.eye(10)[1:2], np.eye(10)[1:2])[0]
 
 
 def test_opinions_say_how_sure_the_models_are_and_whether_they_agree():
