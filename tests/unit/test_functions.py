@@ -18,18 +18,22 @@ from functions import (
     affine,
     augment,
     augment_plan,
+    centre_by_mass,
     decode_digit,
     decode_drawing,
     digit_from_pixels,
     digit_from_png,
     digit_from_text,
+    digit_of,
     digit_to_text,
+    ink_from_grey,
     legacy_top3,
     parse_label,
     preprocess,
     select_answer,
     top_k,
 )
+from livedigits.pipeline.drawings import decode_grey
 
 
 def ink_box(height: int, width: int, size: int = 200, top: int = 10, left: int = 30) -> np.ndarray:
@@ -75,6 +79,42 @@ def test_empty_and_speck_are_empty_drawings():
         with pytest.raises(InputError) as caught:
             preprocess(ink)
         assert caught.value.code == "empty_drawing" and caught.value.status == 422
+
+
+def test_a_drawing_is_read_exactly_as_its_whole_ink_would_be(mnist_test):
+    """digit_of makes only the ink's crop float and centres without scipy's overhead: the same digit, bit for bit,
+    as preprocessing the whole drawing's ink, for dark ink and bright, JPEG, small and large drawings, and specks."""
+    rng = np.random.default_rng(3)
+    canvases = []
+    for digit in mnist_test[0][:40]:
+        canvas = canvas_of(digit)
+        size = tuple(int(v) for v in rng.integers(30, 600, 2))
+        canvases += [canvas, Image.eval(canvas, lambda v: 255 - v), canvas.resize(size)]
+        canvases.append(decode_grey(to_data_url(canvas, "JPEG")))
+    speck = np.full((100, 100), 255, np.uint8)
+    speck[50, 50:53] = 0  # three inked pixels: empty either way
+    for canvas in [*canvases, Image.fromarray(speck)]:
+        try:
+            expected = preprocess(ink_from_grey(np.asarray(canvas)))
+        except InputError as error:
+            with pytest.raises(InputError, match=error.message):
+                digit_of(canvas)
+            continue
+        assert np.array_equal(digit_of(canvas), expected)
+
+
+def test_centring_by_mass_places_as_scipy_says(mnist_test):
+    """centre_by_mass does scipy.ndimage.center_of_mass's arithmetic itself: the same placement, to the pixel."""
+    rng = np.random.default_rng(4)
+    boxes = [rng.random((int(h), int(w)), dtype=np.float32) ** 4 for h, w in rng.integers(1, 21, (200, 2))]
+    boxes += [digit[4:24, 4:24].astype(np.float32) / 255 for digit in mnist_test[0][:50]]
+    for box in boxes:
+        centre_y, centre_x = ndimage.center_of_mass(box)
+        top = int(np.clip(round(14 - centre_y), 0, 28 - box.shape[0]))
+        left = int(np.clip(round(14 - centre_x), 0, 28 - box.shape[1]))
+        expected = np.zeros((28, 28), np.float32)
+        expected[top : top + box.shape[0], left : left + box.shape[1]] = box
+        assert np.array_equal(centre_by_mass(box), expected)
 
 
 def test_data_url_bare_base64_and_jpeg_decode_alike(mnist_test):
