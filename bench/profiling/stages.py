@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import flask
 
-from livedigits.models import digitness, fnn, onnx_cnn
+from livedigits.models import digitness, fnn, numpy_cnn
 from livedigits.pipeline import drawings
 from livedigits.serving import server as serving
 from livedigits.state import journal
@@ -56,11 +56,11 @@ def model_stage(model, *_args) -> str:
     if model is service.original["fnn"]:
         return "forward: FNN original"
     if model is service.original["cnn"]:
-        return "forward: CNN original (ONNX Runtime)"
+        return "forward: CNN original"
     if model is service.snapshot.fnn:
         return "forward: FNN retrained"
     if model is service.snapshot.cnn:
-        return "forward: CNN retrained (ONNX Runtime)"
+        return "forward: CNN retrained"
     return "not-a-digit verdict"  # the detector's own network
 
 
@@ -79,7 +79,7 @@ def install(app: flask.Flask) -> None:
     serving.Server.append = timed("train: append the entry, tell the learner", serving.Server.append)
     serving.Server.wait_learned = timed("train: wait for the learner", serving.Server.wait_learned)
     fnn.FNN.predict_proba = timed(model_stage, fnn.FNN.predict_proba)
-    onnx_cnn.OnnxCNN.predict_proba = timed(model_stage, onnx_cnn.OnnxCNN.predict_proba)
+    numpy_cnn.NumpyCNN.predict_proba = timed(model_stage, numpy_cnn.NumpyCNN.predict_proba)
     digitness.Detector.are_digits = timed("not-a-digit verdict", digitness.Detector.are_digits)
     serving.Server._answers = timed("answer rule, top-3, pixels", serving.Server._answers)
     encoding.FastJSON.response = timed("JSON encoding", encoding.FastJSON.response)
