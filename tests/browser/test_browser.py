@@ -7,12 +7,15 @@ both sizes, light and dark, land in test-artifacts/ for review.
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 import time
 
 import pytest
 from browsing import DEVICES, draw, needs_chromium, open_page, press, screenshot, serve, swipe
 from drawings import stroke_canvas, to_data_url
+from PIL import Image
 
 # Strokes as fractions of the canvas.
 ONE = [(0.5, 0.15), (0.5, 0.85)]
@@ -109,6 +112,10 @@ def test_draw_predict_and_correct(app, page):
     expect(page.locator(".digits .stored")).to_have_text("1")
     body = sent.value.post_data_json
     assert body["label"] == 1 and body["image"].startswith("data:image/png;base64,")
+    # What the benches send as a browser's drawing (livedigits.offline.canvas.page_data_url): RGBA, every alpha 255.
+    sent_image = Image.open(io.BytesIO(base64.b64decode(body["image"].split(",", 1)[1])))
+    assert sent_image.mode == "RGBA" and sent_image.size == (280, 280)
+    assert sent_image.getchannel("A").getextrema() == (255, 255)
     (stroke,) = body["strokes"]  # one vertical stroke, as points [x, y, t_ms] in the 280x280 image
     assert len(stroke) > 5 and all(len(point) == 3 for point in stroke)
     assert abs(stroke[0][0] - 140) < 2 and stroke[0][1] < stroke[-1][1] and stroke[-1][2] >= stroke[0][2]

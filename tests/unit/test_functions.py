@@ -33,7 +33,7 @@ from functions import (
     select_answer,
     top_k,
 )
-from livedigits.pipeline.drawings import decode_grey
+from livedigits.pipeline.drawings import decode_grey, flatten
 
 
 def ink_box(height: int, width: int, size: int = 200, top: int = 10, left: int = 30) -> np.ndarray:
@@ -131,6 +131,20 @@ def test_transparent_background_counts_as_white(mnist_test):
     opaque = decode_digit(to_data_url(canvas_of(mnist_test[0][3])))
     clear = decode_digit(to_data_url(canvas_of(mnist_test[0][3], transparent=True)))
     assert np.abs(opaque - clear).max() < 0.02
+
+
+def test_an_opaque_drawing_with_alpha_flattens_as_compositing_would(mnist_test):
+    """A browser's canvas sends RGBA with every alpha 255: converted as it is, the same pixels as composited onto
+    white; one translucent pixel and it is composited."""
+    for digit in mnist_test[0][:20]:
+        grey = canvas_of(digit)
+        for image in (grey.convert("RGBA"), grey.convert("LA")):
+            white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+            composited = Image.alpha_composite(white, image.convert("RGBA")).convert("L")
+            assert np.array_equal(np.asarray(flatten(image)), np.asarray(composited))
+        translucent = grey.convert("RGBA")
+        translucent.putpixel((140, 140), (0, 0, 0, 0))  # clear: white once composited
+        assert np.asarray(flatten(translucent))[140, 140] == 255
 
 
 def test_bright_ink_on_dark_is_understood(mnist_test):
