@@ -46,6 +46,7 @@ for path in ("/", "/models", "/about", "/internals", "/review", "/healthz", "/ap
              "/static/style.css"):
     statuses[path] = client.get(path).status_code
 statuses["predict"] = client.post("/api/predict", json={{"image": one}}).status_code
+statuses["batch"] = client.post("/api/predict/batch", json={{"images": [one, one]}}).status_code
 statuses["internals"] = client.post("/api/internals", json={{"image": one}}).status_code
 trained = client.post("/api/train", json={{"image": one, "label": 1}})
 statuses["train"] = trained.status_code
