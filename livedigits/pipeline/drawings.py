@@ -165,9 +165,9 @@ def decode_grey(text: object, max_pixels: int = Config.max_image_pixels, side: i
 def encode_png(grey: Image.Image) -> bytes:
     """Lossless PNG of a greyscale image: what the log stores, decoding back to the same pixels.
 
-    zlib's fastest level: a label's PNG in 0.4 ms rather than 1.1 ms (level 6), for 12% more bytes (a 280x280 canvas
-    of a t10k digit: 9.4 kB against 8.4 kB); what bounds a stored drawing is its side (Config.stored_side) and
-    greyscale: 512x512 of noise is ~260 kB either way.
+    zlib's fastest level: a label's PNG in 0.7 ms rather than 1.5 ms (level 6; bench/profile.py), for 12% more
+    bytes (a 280x280 canvas of a t10k digit: 9.4 kB against 8.4 kB); what bounds a stored drawing is its side
+    (Config.stored_side) and greyscale: 512x512 of noise is ~260 kB either way.
     """
     buffer = io.BytesIO()
     grey.save(buffer, format="PNG", optimize=False, compress_level=1)
