@@ -203,17 +203,23 @@ def preprocess(ink: np.ndarray) -> np.ndarray:
     at least MNIST's width (livedigits/pipeline/pen.py), and place it so its centre of mass sits at the centre of
     the 28x28 field. Raises InputError("empty_drawing") when there is (next to) no ink.
     """
-    rows, cols = ink_bounds(ink >= INK_THRESHOLD)
-    return centre_by_mass(with_mnist_pen(ink[rows, cols].astype(np.float32)))
+    mask = ink >= INK_THRESHOLD
+    return digit_of_crop(ink[ink_span(mask.any(axis=1)), ink_span(mask.any(axis=0))].astype(np.float32))
 
 
-def ink_bounds(mask: np.ndarray) -> tuple[slice, slice]:
-    """The rows and columns that hold ink; InputError("empty_drawing") when there is (next to) none."""
-    if np.count_nonzero(mask) < MIN_INK_PIXELS:
+def ink_span(holds_ink: np.ndarray) -> slice:
+    """The first to the last row (or column) that holds ink; InputError("empty_drawing") when none does."""
+    inked = np.flatnonzero(holds_ink)
+    if len(inked) == 0:
         raise empty_drawing()
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    return slice(inked[0], inked[-1] + 1)
+
+
+def digit_of_crop(crop: np.ndarray) -> np.ndarray:
+    """A drawing's ink cropped to its span -> the (28, 28) digit; InputError("empty_drawing") for (next to) no ink."""
+    if np.count_nonzero(crop >= INK_THRESHOLD) < MIN_INK_PIXELS:
+        raise empty_drawing()
+    return centre_by_mass(with_mnist_pen(crop))
 
 
 def prepare(images: np.ndarray) -> np.ndarray:
@@ -292,21 +298,12 @@ def digit_of(grey: Image.Image) -> np.ndarray:
     pixels = np.asarray(grey)
     levels = ink_levels(pixels)
     inked = np.flatnonzero(levels >= INK_THRESHOLD)  # the grey levels that count as ink: one end of the range
-    if len(inked) == 0:
-        raise empty_drawing()
     # A row (column) holds ink if its darkest (brightest) pixel is ink: no mask of the whole drawing is made.
     if levels is DARK_INK:
         rows, cols = pixels.min(axis=1) <= inked[-1], pixels.min(axis=0) <= inked[-1]
     else:
         rows, cols = pixels.max(axis=1) >= inked[0], pixels.max(axis=0) >= inked[0]
-    if not rows.any():
-        raise empty_drawing()
-    rows, cols = np.flatnonzero(rows), np.flatnonzero(cols)
-    crop = pixels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    ink = levels[crop]
-    if np.count_nonzero(ink >= INK_THRESHOLD) < MIN_INK_PIXELS:  # all the ink is in the crop
-        raise empty_drawing()
-    return centre_by_mass(with_mnist_pen(ink))
+    return digit_of_crop(levels[pixels[ink_span(rows), ink_span(cols)]])
 
 
 def digit_from_pixels(pixels: object) -> np.ndarray:

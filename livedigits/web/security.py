@@ -20,6 +20,7 @@ a ping succeeds, which Flask-Limiter tries on a request at most 1, 2, 4 ... 32 s
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Flask, Response, current_app, request
 from flask_cors import CORS
@@ -95,18 +96,23 @@ def install_security(app: Flask, config: Config) -> None:
     app.after_request(add_security_headers)
 
 
+def route_view() -> Callable | None:
+    """The view function of the current request's route, or None (no route)."""
+    return current_app.view_functions.get(request.endpoint) if request.url_rule is not None else None
+
+
 def route_kind() -> str | None:
     """The budget the current request draws from, as its route declares it (livedigits.web.limits; a request
     that carries a token may draw from another), or None: a route that is not limited, no route at all, or a CORS
     preflight."""
-    if request.url_rule is None or request.method == "OPTIONS":
+    if request.method == "OPTIONS":
         return None
-    return kind_of(current_app.view_functions.get(request.endpoint), "Authorization" in request.headers)
+    return kind_of(route_view(), "Authorization" in request.headers)
 
 
 def route_cost() -> int:
     """The units of its budget the current request takes: one, or as many as its route counts (a batch's drawings)."""
-    return cost_of(current_app.view_functions.get(request.endpoint)) if request.url_rule is not None else 1
+    return cost_of(route_view())
 
 
 def install_rate_limits(
